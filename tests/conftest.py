@@ -1,0 +1,27 @@
+"""Shared fixtures: where the recorded data sets are, and a skip with the reason when they are absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path | None:
+    """``$SSL_SKEL_DATA_ROOT`` or ``../shared/data`` next to the project, if it exists."""
+    env = os.environ.get("SSL_SKEL_DATA_ROOT")
+    candidates = [Path(env)] if env else []
+    candidates.append(PROJECT_ROOT.parent / "shared" / "data")
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Root of the recorded data sets; skips the test with the reason when they are not on this machine."""
+    root = data_root()
+    if root is None:
+        pytest.skip("recorded data not found: set SSL_SKEL_DATA_ROOT or place it at ../shared/data")
+    return root
