@@ -1,0 +1,402 @@
+"""The LightningDataModule over a prepared store, and the per-sample dataset it loads through.
+
+Per sample, in the DataLoader workers, :class:`SkeletonDataset` reads the sequence from the memory-mapped store,
+normalises it (:mod:`.preprocess`) and samples it to ``num_frames`` (:mod:`.temporal`: random crop-resize for
+training, centre sampling for evaluation). Everything else runs on the batch:
+
+- augmentations, in the method's ``on_after_batch_transfer`` (DESIGN "Contracts");
+- the feature stream (``stream``: joint, bone, motion, bone_motion). It is computed on the batch after the
+  augmentations (:meth:`SkeletonDataModule.apply_stream`), as the references do, because noise and masking do not
+  commute with bone/motion differences; batches therefore always hold joint coordinates.
+
+Batches are dicts: ``x`` ``(N, C, T, V, M)`` float32 (a list of ``num_views`` such tensors for training with
+``num_views > 1``: independent crops of the same samples), ``label`` ``(N,)`` int64 and ``index`` ``(N,)`` int64
+(the sample's index in the store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from ..skeleton.features import STREAMS, to_stream
+from .prepare import prepare
+from .preprocess import NORMALIZATIONS, normalize
+from .source import get_source
+from .store import MANIFEST, SkeletonStore
+from .temporal import center_sample, crop_resize
+
+__all__ = ["SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset"]
+
+BAD_SAMPLE_POLICIES = ("skip", "raise")
+
+
+def default_cache_dir() -> Path:
+    """``$SSL_SKEL_CACHE``, else ``$XDG_CACHE_HOME/ssl_skel``, else ``~/.cache/ssl_skel``."""
+    if os.environ.get("SSL_SKEL_CACHE"):
+        return Path(os.environ["SSL_SKEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ssl_skel"
+
+
+def labelled_subset(labels: np.ndarray, indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A class-balanced random subset of ``indices``: ``max(1, round(fraction * n_c))`` samples of every class c.
+
+    Samples with an unknown label (-1) are never chosen when ``fraction < 1``. Returns sorted int64 indices.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label_fraction must be in (0, 1], got {fraction}")
+    indices = np.asarray(indices, dtype=np.int64)
+    if fraction == 1:
+        return indices
+    rng = np.random.default_rng(seed)
+    sub_labels = np.asarray(labels)[indices]
+    chosen = []
+    for c in np.unique(sub_labels[sub_labels >= 0]):
+        members = indices[sub_labels == c]
+        chosen.append(rng.permutation(members)[: max(1, round(fraction * len(members)))])
+    return np.sort(np.concatenate(chosen)) if chosen else indices[:0]
+
+
+class SkeletonDataset(Dataset):
+    """Samples ``indices`` of a store, normalised and sampled to ``num_frames`` frames.
+
+    Args:
+        store: the prepared store.
+        indices: store indices this dataset serves, in order.
+        num_frames: output length T.
+        train: random crop-resize (``True``) or deterministic centre sampling (``False``).
+        normalization: one of :data:`~ssl_skel.data.preprocess.NORMALIZATIONS`, applied to the whole clip first.
+        crop: training crop ratio range of the valid frames.
+        min_crop_frames: training crops have at least this many frames (when the clip has them).
+        center_ratio: evaluation centre-crop ratio.
+        num_views: training: this many independent crops per sample (``x`` is then a list).
+        on_bad_sample: a sample with non-finite values is replaced by the next good one and counted (``"skip"``)
+            or raises ``ValueError`` (``"raise"``).
+        seed: seed of the crop randomness in this process; ``None`` draws it from torch's global RNG. DataLoader
+            workers are reseeded from their torch worker seed by :func:`seed_worker`.
+
+    Items are dicts ``{"x": (C, T, V, M) float32 or a list of them, "label": int, "index": int}``.
+    """
+
+    def __init__(
+        self,
+        store: SkeletonStore,
+        indices: np.ndarray,
+        num_frames: int,
+        train: bool,
+        normalization: str = "none",
+        crop: tuple[float, float] = (0.5, 1.0),
+        min_crop_frames: int = 1,
+        center_ratio: float = 0.95,
+        num_views: int = 1,
+        on_bad_sample: str = "skip",
+        seed: int | None = None,
+    ) -> None:
+        if on_bad_sample not in BAD_SAMPLE_POLICIES:
+            raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}")
+        if num_views < 1:
+            raise ValueError(f"num_views must be >= 1, got {num_views}")
+        self.store = store
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.num_frames = num_frames
+        self.train = train
+        self.normalization = normalization
+        self.crop = tuple(crop)
+        self.min_crop_frames = min_crop_frames
+        self.center_ratio = center_ratio
+        self.num_views = num_views
+        self.on_bad_sample = on_bad_sample
+        self.bad_samples = 0
+        self.reseed(int(torch.randint(0, 2**62, ()).item()) if seed is None else seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _read(self, position: int) -> tuple[int, np.ndarray, int]:
+        """Store index, normalised ``(C, T, V, M)`` clip and label at ``position``, replacing bad samples."""
+        for step in range(len(self.indices)):
+            index = int(self.indices[(position + step) % len(self.indices)])
+            view, label = self.store[index]
+            data = np.array(view, dtype=np.float32)
+            if np.isfinite(data).all():
+                return index, normalize(data, self.store.layout, self.normalization), label
+            problem = f"{self.store.path}: sample {index} ({self.store.names[index]}) has non-finite values"
+            if self.on_bad_sample == "raise":
+                raise ValueError(problem)
+            self.bad_samples += 1
+            warnings.warn(f"{problem}; skipped ({self.bad_samples} bad so far in this process)", stacklevel=2)
+        raise ValueError(f"{self.store.path}: every sample of this dataset has non-finite values")
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        index, data, label = self._read(position)
+        if not self.train:
+            x: Any = center_sample(data, self.num_frames, self.center_ratio)
+        else:
+            views = [
+                crop_resize(data, self.num_frames, self.rng, self.crop, self.min_crop_frames)
+                for _ in range(self.num_views)
+            ]
+            x = views[0] if self.num_views == 1 else views
+        return {"x": x, "label": label, "index": index}
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed the worker's crop RNG from its torch seed (reproducible per run)."""
+    info = get_worker_info()
+    if info is not None and isinstance(info.dataset, SkeletonDataset):
+        info.dataset.reseed(info.seed)
+
+
+class SkeletonDataModule(L.LightningDataModule):
+    """Train / evaluation loaders over a prepared store (see the module docstring for what runs where).
+
+    Give either ``root`` (a store written by ``ssl-skel prepare``) or ``dataset`` (a source name, prepared on
+    first use into ``cache_dir``; with ``raw`` for real data sets, without for ``"synthetic"``).
+
+    Args:
+        root: prepared store directory.
+        dataset: source name to prepare into the cache instead of ``root``.
+        raw: raw data directory of ``dataset``.
+        source_options: constructor options of the ``dataset`` source (e.g. ``num_samples``, ``seed``); they are
+            part of the cache key.
+        cache_dir: where prepared caches live (default :func:`default_cache_dir`).
+        split: split name (``xsub``, ``view``, ...); ``None`` uses the store's only split.
+        num_frames: frames T per sample after temporal sampling.
+        normalization: one of ``none``, ``first_frame``, ``per_frame_shoulder``.
+        stream: feature stream the model consumes (applied on the batch, see :meth:`apply_stream`).
+        train_crop: training crop ratio range of the valid frames.
+        min_crop_frames: minimum training crop length in frames.
+        test_crop: evaluation centre-crop ratio.
+        label_fraction: fraction of labelled training samples kept (class-balanced) for the train loaders.
+        label_seed: seed of that subset.
+        label_indices_path: JSON file to save the chosen subset to; by default ``label_subset.json`` in the
+            trainer's log directory when there is one. Only written when ``label_fraction < 1``.
+        num_views: independent training crops per sample.
+        batch_size: training batch size.
+        eval_batch_size: evaluation batch size (default ``batch_size``).
+        num_workers: DataLoader worker processes.
+        persistent_workers: keep workers alive between epochs (when ``num_workers > 0``).
+        pin_memory: pin batches for GPU transfer.
+        drop_last: drop the last incomplete training batch.
+        on_bad_sample: ``"skip"`` (replace and count) or ``"raise"`` for stored samples with non-finite values.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        dataset: str | None = None,
+        raw: str | None = None,
+        source_options: dict[str, int | float | str | bool] | None = None,
+        cache_dir: str | None = None,
+        split: str | None = None,
+        num_frames: int = 50,
+        normalization: str = "none",
+        stream: str = "joint",
+        train_crop: tuple[float, float] = (0.5, 1.0),
+        min_crop_frames: int = 1,
+        test_crop: float = 0.95,
+        label_fraction: float = 1.0,
+        label_seed: int = 0,
+        label_indices_path: str | None = None,
+        num_views: int = 1,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+        on_bad_sample: str = "skip",
+    ) -> None:
+        super().__init__()
+        if (root is None) == (dataset is None):
+            raise ValueError("give exactly one of root (a prepared store) or dataset (prepared into the cache)")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}")
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; choose one of {STREAMS}")
+        if on_bad_sample not in BAD_SAMPLE_POLICIES:
+            raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")
+        if not 0 < label_fraction <= 1:
+            raise ValueError(f"label_fraction must be in (0, 1], got {label_fraction}")
+        self.save_hyperparameters()
+        self.root, self.dataset, self.raw = root, dataset, raw
+        self.source_options = dict(source_options or {})
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.split = split
+        self.num_frames = num_frames
+        self.normalization = normalization
+        self.stream = stream
+        self.train_crop = tuple(train_crop)
+        self.min_crop_frames = min_crop_frames
+        self.test_crop = test_crop
+        self.label_fraction = label_fraction
+        self.label_seed = label_seed
+        self.label_indices_path = label_indices_path
+        self.num_views = num_views
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.persistent_workers = persistent_workers
+        self.pin_memory = pin_memory
+        self.drop_last = drop_last
+        self.on_bad_sample = on_bad_sample
+        self._store: SkeletonStore | None = None
+        self.train_indices: np.ndarray | None = None
+        self.test_indices: np.ndarray | None = None
+
+    # --- where the store is -------------------------------------------------------------------------------------
+    @property
+    def store_path(self) -> Path:
+        """The prepared store: ``root``, or the cache entry of ``dataset`` with its raw path and options."""
+        if self.root is not None:
+            return Path(self.root)
+        key = json.dumps(
+            {"raw": str(Path(self.raw).resolve()) if self.raw else None, "options": self.source_options},
+            sort_keys=True,
+        )
+        return self.cache_dir / f"{self.dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+    def prepare_data(self) -> None:
+        """Prepare ``dataset`` into the cache unless it is there already (no-op with ``root``)."""
+        path = self.store_path
+        if self.dataset is None or (path / MANIFEST).is_file():
+            return
+        source = get_source(self.dataset, **self.source_options)
+        try:
+            summary = prepare(source, self.raw, path, source_options=self.source_options)
+        except FileExistsError:
+            if not (path / MANIFEST).is_file():
+                raise
+            return  # another process finished the same cache entry first
+        print(summary.format())
+
+    @property
+    def store(self) -> SkeletonStore:
+        if self._store is None:
+            self.prepare_data()
+            self._store = SkeletonStore(self.store_path)
+        return self._store
+
+    # --- what the model needs to know -------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self.store.num_classes
+
+    @property
+    def layout(self) -> str:
+        return self.store.layout
+
+    @property
+    def in_channels(self) -> int:
+        """Channels C of ``x`` (the same for every stream)."""
+        return self.store.shape[0]
+
+    @property
+    def num_joints(self) -> int:
+        return self.store.shape[1]
+
+    @property
+    def num_persons(self) -> int:
+        return self.store.shape[2]
+
+    def apply_stream(self, x: torch.Tensor) -> torch.Tensor:
+        """Convert a joint batch ``(N, C, T, V, M)`` to this data module's ``stream`` (after augmentation)."""
+        return to_stream(x, self.stream, self.layout)
+
+    # --- splits and subsets -----------------------------------------------------------------------------------
+    def _split_name(self) -> str:
+        if self.split is not None:
+            return self.split
+        names = self.store.split_names
+        if len(names) != 1:
+            raise ValueError(f"{self.store_path}: choose a split (split=...) among {names}")
+        return names[0]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_indices is not None:
+            return
+        split = self._split_name()
+        store = self.store
+        train = store.split_indices(split, "train")
+        self.test_indices = store.split_indices(split, "test")
+        self.train_indices = labelled_subset(np.asarray(store.labels), train, self.label_fraction, self.label_seed)
+        if self.label_fraction < 1:
+            self._save_subset(split)
+
+    def _save_subset(self, split: str) -> None:
+        path = self.label_indices_path
+        if path is None:
+            log_dir = getattr(self.trainer, "log_dir", None) if self.trainer is not None else None
+            if log_dir is None:
+                return
+            path = str(Path(log_dir) / "label_subset.json")
+        record = {
+            "store": str(self.store_path),
+            "split": split,
+            "label_fraction": self.label_fraction,
+            "label_seed": self.label_seed,
+            "indices": self.train_indices.tolist(),
+            "names": [str(n) for n in self.store.names[self.train_indices]],
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(record))
+
+    # --- loaders ----------------------------------------------------------------------------------------------
+    def _dataset(self, indices: np.ndarray, train: bool) -> SkeletonDataset:
+        return SkeletonDataset(
+            self.store,
+            indices,
+            self.num_frames,
+            train=train,
+            normalization=self.normalization,
+            crop=self.train_crop,
+            min_crop_frames=self.min_crop_frames,
+            center_ratio=self.test_crop,
+            num_views=self.num_views if train else 1,
+            on_bad_sample=self.on_bad_sample,
+        )
+
+    def _loader(self, dataset: SkeletonDataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            worker_init_fn=seed_worker,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, random crop-resize, ``num_views`` views, the labelled subset."""
+        self.setup()
+        return self._loader(self._dataset(self.train_indices, True), self.batch_size, True, self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        """The split's test part, centre sampling."""
+        self.setup()
+        return self._loader(self._dataset(self.test_indices, False), self.eval_batch_size, False, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def train_eval_dataloader(self) -> DataLoader:
+        """The (labelled) training set in order with centre sampling and no augmentation, e.g. for kNN banks."""
+        self.setup()
+        return self._loader(self._dataset(self.train_indices, False), self.eval_batch_size, False, False)
