@@ -20,13 +20,14 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ..skeleton.features import STREAMS, to_stream
 from .prepare import prepare
@@ -35,7 +36,7 @@ from .source import get_source
 from .store import MANIFEST, SkeletonStore
 from .temporal import center_sample, crop_resize
 
-__all__ = ["SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset"]
+__all__ = ["EpochSampler", "SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset"]
 
 BAD_SAMPLE_POLICIES = ("skip", "raise")
 
@@ -82,8 +83,10 @@ class SkeletonDataset(Dataset):
         num_views: training: this many independent crops per sample (``x`` is then a list).
         on_bad_sample: a sample with non-finite values is replaced by the next good one and counted (``"skip"``)
             or raises ``ValueError`` (``"raise"``).
-        seed: seed of the crop randomness in this process; ``None`` draws it from torch's global RNG. DataLoader
-            workers are reseeded from their torch worker seed by :func:`seed_worker`.
+        seed: seed of the crop randomness when items are asked for by plain position; ``None`` draws it from
+            torch's global RNG. DataLoader workers are reseeded from their torch worker seed by :func:`seed_worker`.
+            Training loaders ask by ``(position, seed)`` pairs from :class:`EpochSampler` instead, so that a crop is
+            a function of the run's seed, the epoch and the draw alone (a resumed run repeats it exactly).
 
     Items are dicts ``{"x": (C, T, V, M) float32 or a list of them, "label": int, "index": int}``.
     """
@@ -142,17 +145,47 @@ class SkeletonDataset(Dataset):
             warnings.warn(f"{problem}; skipped ({self.bad_samples} bad so far in this process)", stacklevel=2)
         raise ValueError(f"{self.store.path}: every sample of this dataset has non-finite values")
 
-    def __getitem__(self, position: int) -> dict[str, Any]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        """Item at ``position``, or at ``(position, seed)`` with the crops drawn from ``seed``."""
+        position, seed = item if isinstance(item, tuple) else (item, None)
         index, data, label = self._read(position)
         if not self.train:
             x: Any = center_sample(data, self.num_frames, self.center_ratio)
         else:
+            rng = self.rng if seed is None else np.random.default_rng(seed)
             views = [
-                crop_resize(data, self.num_frames, self.rng, self.crop, self.min_crop_frames)
-                for _ in range(self.num_views)
+                crop_resize(data, self.num_frames, rng, self.crop, self.min_crop_frames) for _ in range(self.num_views)
             ]
             x = views[0] if self.num_views == 1 else views
         return {"x": x, "label": label, "index": index}
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Training order as ``(position, seed)`` pairs, a pure function of ``seed`` and the epoch.
+
+    Every epoch draws a permutation of ``range(length)`` (or keeps the order without ``shuffle``) and a crop seed
+    per draw from a generator seeded by ``(seed, epoch)``. Lightning calls :meth:`set_epoch` before each epoch, so
+    an interrupted run resumed at an epoch boundary sees the same order and the same crops, with or without
+    (persistent) workers.
+    """
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True) -> None:
+        self.length = length
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.length, generator=generator) if self.shuffle else torch.arange(self.length)
+        seeds = torch.randint(0, 2**62, (self.length,), generator=generator)
+        return iter(zip(order.tolist(), seeds.tolist(), strict=True))
 
 
 def seed_worker(worker_id: int) -> None:
@@ -258,6 +291,7 @@ class SkeletonDataModule(L.LightningDataModule):
         self._store: SkeletonStore | None = None
         self.train_indices: np.ndarray | None = None
         self.test_indices: np.ndarray | None = None
+        self.train_seed: int | None = None
 
     # --- where the store is -------------------------------------------------------------------------------------
     @property
@@ -371,11 +405,13 @@ class SkeletonDataModule(L.LightningDataModule):
             on_bad_sample=self.on_bad_sample,
         )
 
-    def _loader(self, dataset: SkeletonDataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(
+        self, dataset: SkeletonDataset, batch_size: int, drop_last: bool, sampler: EpochSampler | None = None
+    ) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
@@ -386,12 +422,17 @@ class SkeletonDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled, random crop-resize, ``num_views`` views, the labelled subset."""
         self.setup()
-        return self._loader(self._dataset(self.train_indices, True), self.batch_size, True, self.drop_last)
+        dataset = self._dataset(self.train_indices, True)
+        if self.train_seed is None:
+            # drawn once per data module from torch's global RNG: ``seed_everything`` makes it reproducible
+            self.train_seed = int(torch.randint(0, 2**31, ()).item())
+        sampler = EpochSampler(len(dataset), self.train_seed, shuffle=True)
+        return self._loader(dataset, self.batch_size, self.drop_last, sampler)
 
     def val_dataloader(self) -> DataLoader:
         """The split's test part, centre sampling."""
         self.setup()
-        return self._loader(self._dataset(self.test_indices, False), self.eval_batch_size, False, False)
+        return self._loader(self._dataset(self.test_indices, False), self.eval_batch_size, False)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
@@ -399,4 +440,4 @@ class SkeletonDataModule(L.LightningDataModule):
     def train_eval_dataloader(self) -> DataLoader:
         """The (labelled) training set in order with centre sampling and no augmentation, e.g. for kNN banks."""
         self.setup()
-        return self._loader(self._dataset(self.train_indices, False), self.eval_batch_size, False, False)
+        return self._loader(self._dataset(self.train_indices, False), self.eval_batch_size, False)

@@ -1,0 +1,20 @@
+"""Batched skeleton augmentations on ``(N, C, T, V, M)`` tensors, their composition and the methods' policies.
+
+See :mod:`ssl_skel.augment.base` for the conventions (coordinate channels, present persons, valid frames,
+randomness).
+"""
+
+from .base import Augmentation, CoordMap, Frames, LinearAugmentation, presence, valid_lengths
+from .compose import Compose, Identity, MultiView, RandomApply, RandomChoice
+from .masking import BodyPartMask, GaussianNoise, JointCorruption, JointMask
+from .policies import POLICIES, HaLPPolicy, HiCLRPolicy, MAMPPolicy, build_policy
+from .spatial import AxisMask, MainAxisRotate, Mirror, Rotate, Scale, Shear, rotation_matrices
+from .temporal import GaussianBlur, TemporalCropResize, TemporalShiftCrop, TimeFlip, gather_frames
+
+__all__ = [
+    "POLICIES", "Augmentation", "AxisMask", "BodyPartMask", "Compose", "CoordMap", "Frames", "GaussianBlur",
+    "GaussianNoise", "HaLPPolicy", "HiCLRPolicy", "Identity", "JointCorruption", "JointMask", "LinearAugmentation",
+    "MAMPPolicy", "MainAxisRotate", "Mirror", "MultiView", "RandomApply", "RandomChoice", "Rotate", "Scale", "Shear",
+    "TemporalCropResize", "TemporalShiftCrop", "TimeFlip", "build_policy", "gather_frames", "presence",
+    "rotation_matrices", "valid_lengths",
+]

@@ -1,0 +1,187 @@
+"""Temporal augmentations on the valid frames of each sample: shift crop, crop-resize, time flip, gaussian blur.
+
+Frames are resampled by gathering whole ``(V, M)`` frame slabs with one ``index_select`` per batch; output frames
+beyond a sample's valid length read one of its padding frames, so they stay exactly zero.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Augmentation, Frames, param_dtype, uniform
+
+__all__ = ["GaussianBlur", "TemporalCropResize", "TemporalShiftCrop", "TimeFlip", "gather_frames"]
+
+
+def gather_frames(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``out[n, :, t] = x[n, :, index[n, t]]`` for ``x`` ``(N, C, T, V, M)`` and int64 ``index`` ``(N, T')``."""
+    n, c, t = x.shape[:3]
+    x = x.contiguous()
+    base = (torch.arange(n, device=x.device)[:, None] * c + torch.arange(c, device=x.device)) * t
+    rows = (base[:, :, None] + index[:, None, :]).reshape(-1)
+    return x.view(n * c * t, -1).index_select(0, rows).view(n, c, index.shape[1], *x.shape[3:])
+
+
+def _gather_present(frames: Frames, index: torch.Tensor, keep: torch.Tensor) -> Frames:
+    present = frames.present
+    picked = present.gather(1, index[:, :, None].expand(-1, -1, present.shape[2]))
+    return Frames(picked & keep[:, :, None])
+
+
+class TemporalShiftCrop(Augmentation):
+    """HiCLR/AimCLR temporal crop: mirror-pad the valid frames by ``L // padding_ratio`` at both ends (``L`` the
+    valid length) and crop ``L`` frames at an offset ``U{0, ..., 2 * pad}``. Padding frames stay padding.
+
+    The references pad ``T // padding_ratio`` of the whole (padded) clip; on clips without padding it is the same.
+
+    Args:
+        padding_ratio: the mirror padding is ``L // padding_ratio`` frames (6 in the references).
+    """
+
+    def __init__(self, padding_ratio: int = 6) -> None:
+        super().__init__()
+        if padding_ratio < 1:
+            raise ValueError(f"padding_ratio must be >= 1, got {padding_ratio}")
+        self.padding_ratio = padding_ratio
+
+    def augment(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, Frames]:
+        n, t = x.shape[0], x.shape[2]
+        length = frames.lengths
+        pad = length // self.padding_ratio
+        offset = (torch.rand(n, generator=generator, device=x.device) * (2 * pad + 1)).long().minimum(2 * pad)
+        steps = torch.arange(t, device=x.device)
+        source = steps + (offset - pad)[:, None]
+        source = torch.where(source < 0, -source - 1, source)
+        source = torch.where(source >= length[:, None], 2 * length[:, None] - 1 - source, source)
+        keep = steps < length[:, None]
+        source = torch.where(keep, source, t - 1)
+        return gather_frames(x, source), _gather_present(frames, source, keep)
+
+
+class TemporalCropResize(Augmentation):
+    """Crop part of the valid frames and resize it to ``size`` frames by linear interpolation (CTR-GCN/HaLP/MAMP).
+
+    Random mode: crop ``min(max(floor(L * r), min_frames), L)`` frames, ``r ~ U(*ratio)``, at a uniform offset.
+    Centre mode (``center_ratio`` given, for evaluation): drop ``int((1 - center_ratio) * L / 2)`` frames at both
+    ends. Interpolation matches ``F.interpolate(mode="linear", align_corners=False)``. Every output frame is valid
+    (unless the sample is empty).
+
+    Args:
+        size: output number of frames.
+        ratio: range of the cropped fraction of the valid frames.
+        min_frames: lower bound of the crop length (64 in the references), capped by ``L``.
+        center_ratio: deterministic centre crop keeping this fraction (0.95 in the references' test mode).
+    """
+
+    def __init__(
+        self, size: int = 64, ratio: tuple[float, float] = (0.1, 1.0), min_frames: int = 64,
+        center_ratio: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.size = size
+        self.ratio = tuple(ratio)
+        self.min_frames = min_frames
+        self.center_ratio = center_ratio
+
+    def sample_window(
+        self, length: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(start, crop_length)`` int64 ``(N,)`` for valid lengths ``length``."""
+        length = length.clamp(min=1)
+        if self.center_ratio is not None:
+            bias = ((1 - self.center_ratio) * length.double() / 2).long()
+            return bias, length - 2 * bias
+        r = uniform(tuple(length.shape), *self.ratio, length.double(), generator)
+        crop = (length * r).floor().long().clamp(min=self.min_frames).minimum(length).clamp(min=1)
+        start = (torch.rand(length.shape, generator=generator, device=length.device) * (length - crop + 1)).long()
+        return start.minimum(length - crop), crop
+
+    def augment(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, Frames]:
+        start, crop = self.sample_window(frames.lengths, generator)
+        steps = torch.arange(self.size, device=x.device, dtype=param_dtype(x.dtype))
+        position = ((steps + 0.5) * (crop[:, None] / self.size) - 0.5).clamp(min=0)
+        low = position.floor().long().minimum(crop[:, None] - 1)
+        high = (low + 1).minimum(crop[:, None] - 1)
+        weight = (position - low).to(x.dtype)[:, None, :, None, None]
+        low, high = low + start[:, None], high + start[:, None]
+        out = torch.lerp(gather_frames(x, low), gather_frames(x, high), weight)
+        present = frames.present
+        m = present.shape[2]
+        occupied = present.gather(1, low[:, :, None].expand(-1, -1, m))
+        occupied |= present.gather(1, high[:, :, None].expand(-1, -1, m))
+        return out, Frames(occupied)
+
+
+class TimeFlip(Augmentation):
+    """Reverse the valid frames of every sample (wrap in ``RandomApply`` for a probability); padding stays last."""
+
+    def augment(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, Frames]:
+        t = x.shape[2]
+        length = frames.lengths[:, None]
+        steps = torch.arange(t, device=x.device)
+        keep = steps < length
+        source = torch.where(keep, length - 1 - steps, t - 1)
+        return gather_frames(x, source), _gather_present(frames, source, keep)
+
+
+class GaussianBlur(Augmentation):
+    """Temporal gaussian filter per coordinate channel over the valid frames, ``sigma ~ U(*sigma)`` per sample.
+
+    With ``normalize=True`` (default) each output frame is the kernel-weighted mean of the valid frames in its
+    window, so a constant sequence stays constant, including near its ends. ``normalize=False`` reproduces the
+    HiCLR/AimCLR reference, whose kernel ``exp(-d^2 / (2 sigma^2))`` is not normalised and which pads with zeros:
+    it also scales the sequence by the kernel sum (about 1 at sigma 0.1, about 5 at sigma 2) and fades it towards
+    its ends. Padding frames stay zero; a person missing in some valid frames counts as zeros there (as in the
+    reference). Applied as one batched matrix product along time.
+
+    Args:
+        kernel_size: odd number of taps (15 in the references).
+        sigma: range of the standard deviation in frames.
+        normalize: normalise the kernel (see above).
+        coords: number of leading channels that are blurred; others are copied.
+    """
+
+    def __init__(
+        self, kernel_size: int = 15, sigma: tuple[float, float] = (0.1, 2.0), normalize: bool = True, coords: int = 3
+    ) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.sigma = tuple(sigma)
+        self.normalize = normalize
+        self.coords = coords
+
+    def sample_sigma(self, n: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """``(n,)`` standard deviations in frames."""
+        return uniform((n,), *self.sigma, like, generator)
+
+    def kernels(self, sigma: torch.Tensor, length: torch.Tensor, frames: int) -> torch.Tensor:
+        """``(N, T, T)`` filter matrices ``out[t] = sum_s K[t, s] x[s]`` over the ``length`` valid frames."""
+        radius = self.kernel_size // 2
+        offsets = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
+        taps = torch.exp(-offsets.square() / (2 * sigma.square()[:, None]))
+        steps = torch.arange(frames, device=sigma.device)
+        distance = steps[None, :] - steps[:, None]
+        band = (distance.abs() <= radius) & (steps[None, :] < length[:, None, None])
+        kernel = taps[:, (distance + radius).clamp(0, 2 * radius)] * band
+        if self.normalize:
+            kernel = kernel / kernel.sum(dim=2, keepdim=True).clamp(min=1e-12)
+        return kernel * (steps < length[:, None])[:, :, None]
+
+    def augment(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, Frames]:
+        n, channels, t, v, m = x.shape
+        c = min(self.coords, channels)
+        kernel = self.kernels(self.sample_sigma(n, x, generator), frames.lengths, t).to(x.dtype)
+        blurred = torch.matmul(kernel[:, None], x[:, :c].reshape(n, c, t, v * m)).view(n, c, t, v, m)
+        if c == channels:
+            return blurred, frames
+        return torch.cat([blurred, x[:, c:]], dim=1), frames
