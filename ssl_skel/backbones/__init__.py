@@ -1,0 +1,28 @@
+"""Backbones: each maps a skeleton batch ``(N, C, T, V, M)`` to pooled features ``(N, feature_dim)``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .bigru import BiGRU
+from .gin import GINEncoder
+from .stgcn import STGCN
+from .transformer import SkeletonTransformer
+
+__all__ = ["BACKBONES", "STGCN", "BiGRU", "GINEncoder", "SkeletonTransformer", "build_backbone"]
+
+BACKBONES: dict[str, type[nn.Module]] = {
+    "stgcn": STGCN,
+    "bigru": BiGRU,
+    "transformer": SkeletonTransformer,
+    "gin": GINEncoder,
+}
+
+
+def build_backbone(name: str, layout: str, in_channels: int, **kwargs: object) -> nn.Module:
+    """Construct the backbone registered as ``name`` for ``layout`` and ``in_channels`` (plus its own kwargs)."""
+    try:
+        cls = BACKBONES[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; known backbones: {sorted(BACKBONES)}") from None
+    return cls(layout=layout, in_channels=in_channels, **kwargs)
