@@ -125,9 +125,16 @@ def _prepare(argv: list[str]) -> int:
     return 0
 
 
+def _pretrain(argv: list[str]) -> int:
+    from .lightning_cli import run_pretrain
+
+    return run_pretrain(argv)
+
+
 #: subcommand name -> what it does and how to run it.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "prepare": Subcommand("prepare a raw data set into a store", _prepare),
+    "pretrain": Subcommand("self-supervised pretraining (LightningCLI: -c CONFIG, --print_config)", _pretrain),
 }
 
 

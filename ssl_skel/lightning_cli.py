@@ -1,0 +1,86 @@
+"""The training subcommands of ``ssl-skel`` (``pretrain``), built on Lightning's ``LightningCLI``.
+
+``ssl-skel pretrain -c configs/pretrain/<method>/<dataset>.yaml [--key value ...]`` runs ``Trainer.fit`` of a
+:class:`~ssl_skel.methods.PretrainMethod` subclass (``model.class_path``) on a
+:class:`~ssl_skel.data.SkeletonDataModule`. Every run writes into ``trainer.default_root_dir``:
+
+- ``config.yaml``: the resolved configuration (also logged to W&B);
+- ``checkpoints/``: ``last.ckpt`` after every epoch (``--ckpt_path last`` resumes from it exactly);
+- ``knn.jsonl`` and ``media/`` from the kNN monitor and the skeleton-view logger;
+- ``wandb/``: the W&B run (offline without credentials; ``wandb sync`` uploads it).
+
+``--trainer.logger lightning.pytorch.loggers.CSVLogger`` (or ``TensorBoardLogger``) switches the tracker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from .callbacks import SkeletonViewLogger
+from .data.datamodule import SkeletonDataModule
+from .methods import PretrainMethod
+
+__all__ = ["PretrainCLI", "run_pretrain"]
+
+WANDB_LOGGER = "ssl_skel.tracking.WandbLogger"
+
+
+class ConfigToRunDir(SaveConfigCallback):
+    """Save the resolved config next to the checkpoints and log it to the experiment trackers."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        config = self.config.as_dict()
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
+
+
+class PretrainCLI(LightningCLI):
+    """LightningCLI with the run directory conventions of the module docstring."""
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.trainer.default_root_dir or "runs/pretrain"
+        config.trainer.default_root_dir = root
+        logger = config.trainer.logger
+        if isinstance(logger, Namespace) and logger.get("class_path") == WANDB_LOGGER:
+            init = logger.get("init_args") or Namespace()
+            if init.get("save_dir") in (None, "."):
+                init.save_dir = root
+            if init.get("name") is None:
+                init.name = Path(root).name
+            logger.init_args = init
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        for callback in trainer.checkpoint_callbacks:
+            # Lightning's default checkpoint (and any configured without a place) goes to <root>/checkpoints, so
+            # that ``--ckpt_path last`` finds ``last.ckpt`` of this run directory
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+                callback.save_last = True if callback.save_last is None else callback.save_last
+        return trainer
+
+
+def run_pretrain(argv: list[str]) -> int:
+    """``ssl-skel pretrain ...``: ``Trainer.fit`` with ``argv`` as the fit arguments; returns the exit code."""
+    PretrainCLI(
+        PretrainMethod,
+        SkeletonDataModule,
+        subclass_mode_model=True,
+        save_config_callback=ConfigToRunDir,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "logger": {"class_path": WANDB_LOGGER},
+            "callbacks": [LearningRateMonitor(logging_interval="epoch"), SkeletonViewLogger()],
+        },
+        args=["fit", *argv] if not (argv and argv[0] in ("-h", "--help")) else ["fit", "--help"],
+        parser_kwargs={"fit": {"prog": "ssl-skel pretrain"}},
+        auto_configure_optimizers=False,
+    )
+    return 0

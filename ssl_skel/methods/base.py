@@ -1,0 +1,133 @@
+"""The base LightningModule of every pretraining method.
+
+A method subclass owns its backbone (``self.backbone``, a module mapping ``(N, C, T, V, M)`` to ``(N, D)``), says
+which augmented views it needs (:attr:`views`, applied to the batch on the device in
+:meth:`on_after_batch_transfer`) and implements :meth:`pretrain_step`, returning its loss, the metrics to log and
+the features of one view (for the optional online linear probe, trained on detached features).
+
+The base wires the optimizer and scheduler from the config (jsonargparse callables), logs the learning rate and
+every metric, and seeds the random numbers of every step from the run's seed and the step (augmentations,
+dropout), so that a run resumed with ``--ckpt_path last`` continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from ..augment import MultiView
+
+__all__ = ["PretrainMethod", "PretrainOutput"]
+
+PretrainOutput = tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]
+"""``(loss, metrics to log, detached-able features (N, D) of one view)``."""
+
+
+class PretrainMethod(L.LightningModule):
+    """Common machinery of the pretraining methods (see the module docstring).
+
+    Args:
+        backbone: encoder ``(N, C, T, V, M) -> (N, D)`` with a ``feature_dim`` attribute.
+        optimizer: optimizer factory over the parameters (``torch.optim.SGD`` with ``lr`` etc. in the config).
+        scheduler: optional learning-rate scheduler factory, stepped every epoch.
+        online_probe: train a linear classifier on detached features of the first view (needs labels).
+    """
+
+    views: MultiView
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.SGD,
+        scheduler: LRSchedulerCallable | None = None,
+        online_probe: bool = False,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.online_probe = online_probe
+        self.probe: nn.Linear | None = None
+        # the run's seed for per-step randomness (see on_train_batch_start); checkpointed with the weights
+        self.register_buffer("rng_seed", torch.randint(0, 2**62, ()), persistent=True)
+        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.backbone.feature_dim)
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.online_probe and self.probe is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is None or not getattr(datamodule, "num_classes", 0):
+                raise ValueError("online_probe needs a data module with labelled classes (num_classes)")
+            self.probe = nn.Linear(self.feature_dim, datamodule.num_classes)
+
+    def to_stream(self, x: torch.Tensor) -> torch.Tensor:
+        """Joint coordinates -> the data module's feature stream (identity without a data module)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return datamodule.apply_stream(x) if hasattr(datamodule, "apply_stream") else x
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Training: ``batch["views"]`` = the method's augmented views (on the device), as feature streams.
+        Otherwise ``batch["x"]`` becomes the feature stream, un-augmented."""
+        x = batch["x"]
+        if self._trainer is not None and self.trainer.training:
+            self.seed_step()
+            inputs = x if isinstance(x, list) else [x]
+            if len(inputs) == 1:
+                views = self.views(inputs[0])
+            elif len(inputs) == len(self.views.transforms):
+                views = [t(v) for t, v in zip(self.views.transforms, inputs, strict=True)]
+            else:
+                raise ValueError(
+                    f"the data module gives {len(inputs)} views per sample but {type(self).__name__} needs 1 or "
+                    f"{len(self.views.transforms)}"
+                )
+            batch["views"] = [self.to_stream(v) for v in views]
+        elif not isinstance(x, list):
+            batch["x"] = self.to_stream(x)
+        return batch
+
+    def seed_step(self) -> None:
+        """Seed torch's global RNG from ``(rng_seed, global_step)`` at the start of every training step.
+
+        The step's augmentations, dropout and any sampling inside the method draw from it, so the randomness of a
+        step depends on the run's seed and the step alone: a run resumed from a checkpoint repeats the
+        uninterrupted run exactly, whatever the data loaders drew in between.
+        """
+        torch.manual_seed((int(self.rng_seed) + self.global_step * 0x9E3779B97F4A7C15) % 2**63)
+
+    # --- training -------------------------------------------------------------------------------------------------
+    def pretrain_step(self, batch: dict[str, Any]) -> PretrainOutput:
+        """The method's loss on ``batch["views"]``; see :data:`PretrainOutput`."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, metrics, features = self.pretrain_step(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite pretraining loss {loss.item()} at step {self.global_step} (epoch {self.current_epoch})"
+            )
+        if self.probe is not None:
+            logits = self.probe(features.detach())
+            probe_loss = F.cross_entropy(logits, batch["label"])
+            metrics["probe/loss"] = probe_loss.detach()
+            metrics["probe/acc"] = (logits.argmax(1) == batch["label"]).float().mean()
+            loss = loss + probe_loss
+        batch_size = batch["label"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}" if "/" not in k else k: v for k, v in metrics.items()}, batch_size=batch_size)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer)}}
