@@ -1,0 +1,45 @@
+"""Every shipped pretraining config parses and resolves (``--print_config``) with the recipe it states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ssl_skel.cli import main
+
+CONFIGS = sorted(p for p in Path("configs/pretrain").glob("*/*.yaml") if p.stem != "stgcn16_ntu25")
+DATASETS = {"ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku_mmd1_xsub", "nw_ucla", "synthetic"}
+
+
+def test_every_method_has_every_dataset():
+    for method in ("hiclr", "halp"):
+        assert {p.stem for p in CONFIGS if p.parent.name == method} == DATASETS
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_config_resolves(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "-c", str(config), "--print_config"])
+    assert exit_info.value.code == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    init = resolved["model"]["init_args"]
+    assert init["temperature"] == 0.07 and init["momentum"] == 0.999
+    batch = resolved["data"]["batch_size"]
+    assert init["queue_size"] % batch == 0, "the queue size must be a multiple of the batch"
+    if config.stem in ("nw_ucla", "synthetic"):
+        assert resolved["data"]["dataset" if config.stem == "synthetic" else "split"] is not None
+    elif config.parent.name == "hiclr":
+        recipe = (init["queue_size"], init["mining_epoch"], batch, resolved["trainer"]["max_epochs"])
+        assert recipe == (32768, 150, 128, 300)
+    else:
+        assert (init["queue_size"], batch, resolved["trainer"]["max_epochs"]) == (16384, 64, 451)
+
+
+def test_halp_stgcn_composition(capsys):
+    with pytest.raises(SystemExit):
+        main(["pretrain", "-c", "configs/pretrain/halp/ntu60_xsub.yaml",
+              "-c", "configs/pretrain/halp/stgcn16_ntu25.yaml", "--print_config"])
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["model"]["init_args"]["backbone"]["class_path"] == "ssl_skel.backbones.STGCN"
