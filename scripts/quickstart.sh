@@ -14,4 +14,6 @@ else
     "$venv/bin/ssl-skel" prepare synthetic --out "$out"
 fi
 echo "quickstart: the synthetic data set is ready in $out."
-echo "quickstart: pretraining and evaluation are not part of this release yet, so nothing is trained."
+echo "quickstart: nothing is trained yet: the quickstart's pretraining + linear/kNN evaluation arrives with the"
+echo "quickstart: evaluation module. Pretraining alone runs with:"
+echo "  $venv/bin/ssl-skel pretrain -c configs/pretrain/hiclr/synthetic.yaml"
