@@ -1,8 +1,9 @@
 """Speed of HiCLR's four augmented views: the per-sample numpy baseline against the batched ``ssl_skel.augment``.
 
-Both run on ONE CPU thread on a batch of 128 NTU-25 clips with two present persons, at T = 50 and T = 64. The
-table gives the median over repeats of milliseconds per sample (all four views), measured as CPU time of the
-benchmarking thread (robust to other processes on the machine) and, in brackets, as wall time.
+Both run on ONE CPU thread on a batch of 128 NTU-25 clips with two present persons, at T = 50 and T = 64. The two
+are timed alternately (one call of each per repeat, after a warm-up call of each), so that both see the same load
+of a shared machine. The table gives the median over repeats of milliseconds per sample (all four views), measured
+as CPU time of the benchmarking thread (robust to other processes on the machine) and, in brackets, as wall time.
 
     python benchmarks/augment_speed.py [--repeats 7] [--batch 128]
 """
@@ -39,16 +40,20 @@ def synthetic_batch(n: int, t: int, generator: torch.Generator) -> torch.Tensor:
     return base + drift
 
 
-def measure(run: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median (CPU seconds, wall seconds) of ``repeats`` calls after one warm-up call."""
-    run()
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c0, w0 = time.thread_time(), time.perf_counter()
+def measure(runs: list[Callable[[], object]], repeats: int) -> list[tuple[float, float]]:
+    """Median (CPU seconds, wall seconds) of each of ``runs``, called alternately ``repeats`` times after one
+    warm-up call each."""
+    for run in runs:
         run()
-        cpu.append(time.thread_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return statistics.median(cpu), statistics.median(wall)
+    cpu: list[list[float]] = [[] for _ in runs]
+    wall: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            c0, w0 = time.thread_time(), time.perf_counter()
+            run()
+            cpu[i].append(time.thread_time() - c0)
+            wall[i].append(time.perf_counter() - w0)
+    return [(statistics.median(c), statistics.median(w)) for c, w in zip(cpu, wall, strict=True)]
 
 
 def main() -> None:
@@ -72,8 +77,10 @@ def main() -> None:
         batch = synthetic_batch(args.batch, t, generator)
         batch_np = batch.numpy().astype(np.float64)
         with torch.no_grad():
-            numpy_cpu, numpy_wall = measure(lambda b=batch_np: four_views_batch(b, rng, permutation), args.repeats)
-            ours_cpu, ours_wall = measure(lambda b=batch: views(b, generator), args.repeats)
+            (numpy_cpu, numpy_wall), (ours_cpu, ours_wall) = measure(
+                [lambda b=batch_np: four_views_batch(b, rng, permutation), lambda b=batch: views(b, generator)],
+                args.repeats,
+            )
         rows.append((t, numpy_cpu, numpy_wall, ours_cpu, ours_wall))
 
     n = args.batch

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Augmentation, CoordMap, Frames, LinearAugmentation, identity_maps
+from .base import Augmentation, CoordMap, Frames, LinearAugmentation, cached_eye, remap
+from .temporal import FrameAugmentation
 
 __all__ = ["Compose", "Identity", "MultiView", "RandomApply", "RandomChoice"]
 
@@ -32,7 +33,9 @@ class Identity(Augmentation):
 
 class Compose(Augmentation):
     """Apply ``transforms`` in order. Runs of consecutive linear maps (shear, rotations, mirror, scale, axis mask,
-    also inside ``RandomApply``) are fused into one matrix product per sample.
+    also inside ``RandomApply``) are fused into one matrix per sample, together with at most one temporal resampling
+    (shift crop, crop-resize, time flip) in the same run: the run costs one pass over the data. Later steps work in
+    place on buffers the chain made itself; the input batch is never modified.
 
     Args:
         transforms: the augmentations, applied first to last.
@@ -45,8 +48,14 @@ class Compose(Augmentation):
     def augment(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, Frames]:
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
         pending: CoordMap | None = None
         pending_coords: int | None = None
+        resample: tuple[torch.Tensor, torch.Tensor | None] | None = None
         for transform in self.transforms:
             coords = _linear_coords(transform)
             if coords is not None and pending_coords in (None, coords):
@@ -54,15 +63,26 @@ class Compose(Augmentation):
                 pending = step if pending is None else pending.then(step)
                 pending_coords = coords
                 continue
-            if pending is not None:
-                x, pending, pending_coords = pending.apply(x), None, None
+            if isinstance(transform, FrameAugmentation) and resample is None:
+                index, weight, frames = transform.frame_map(x, frames, generator)
+                resample = (index, weight)
+                continue
+            if pending is not None or resample is not None:
+                index, weight = (None, None) if resample is None else resample
+                x = remap(x, pending, index, weight, inplace=owned)
+                pending, pending_coords, resample, owned = None, None, None, True
             if coords is not None:
                 pending, pending_coords = transform.coord_map(x, generator), coords
                 continue
-            x, frames = transform.augment(x, frames, generator)
-        if pending is not None:
-            x = pending.apply(x)
-        return x, frames
+            if isinstance(transform, FrameAugmentation):
+                index, weight, frames = transform.frame_map(x, frames, generator)
+                resample = (index, weight)
+                continue
+            x, frames, owned = transform.augment_owned(x, frames, generator, owned)
+        if pending is not None or resample is not None:
+            index, weight = (None, None) if resample is None else resample
+            x, owned = remap(x, pending, index, weight, inplace=owned), True
+        return x, frames, owned
 
 
 class RandomApply(Augmentation):
@@ -89,7 +109,7 @@ class RandomApply(Augmentation):
         """The map of a linear ``transform`` where applied, the identity elsewhere."""
         applied = self.sample_applied(x.shape[0], x.device, generator)
         inner = self.transform.coord_map(x, generator)
-        eye = identity_maps(x.shape[0], inner.matrix.shape[-1], x).to(inner.matrix.dtype)
+        eye = cached_eye(inner.matrix.shape[-1], inner.matrix.dtype, inner.matrix.device)
         matrix = torch.where(applied[:, None, None], inner.matrix, eye)
         swap = None if inner.swap is None else inner.swap & applied
         return CoordMap(matrix, inner.diagonal, swap, inner.permutation)
@@ -97,26 +117,18 @@ class RandomApply(Augmentation):
     def augment(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, Frames]:
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
         if _linear_coords(self.transform) is not None:
-            return self.coord_map(x, generator).apply(x), frames
+            return remap(x, self.coord_map(x, generator), inplace=owned), frames, True
         applied = self.sample_applied(x.shape[0], x.device, generator)
-        return _apply_subset(self.transform, x, frames, applied, generator)
-
-
-def _apply_subset(
-    transform: Augmentation, x: torch.Tensor, frames: Frames, chosen: torch.Tensor, generator: torch.Generator | None
-) -> tuple[torch.Tensor, Frames]:
-    index = chosen.nonzero().squeeze(1)
-    if index.numel() == 0:
-        return x, frames
-    if index.numel() == x.shape[0]:
-        return transform.augment(x, frames, generator)
-    part_frames = frames.select(index)
-    part, new_frames = transform.augment(x.index_select(0, index), part_frames, generator)
-    if part.shape[1:] != x.shape[1:]:
-        raise ValueError(f"{type(transform).__name__} changes the batch shape; it cannot be applied to some samples")
-    out = x.index_copy(0, index, part)
-    return out, (frames if new_frames is part_frames else frames.merge(index, new_frames))
+        index = applied.nonzero().squeeze(1)
+        if index.numel() == 0:
+            return x, frames, owned
+        return self.transform.augment_subset(x, frames, index, generator, owned)
 
 
 class RandomChoice(Augmentation):
@@ -143,10 +155,17 @@ class RandomChoice(Augmentation):
     def augment(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, Frames]:
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
         choice = self.sample_choice(x.shape[0], x.device, generator)
         for k, transform in enumerate(self.transforms):
-            x, frames = _apply_subset(transform, x, frames, choice == k, generator)
-        return x, frames
+            index = (choice == k).nonzero().squeeze(1)
+            if index.numel() > 0:
+                x, frames, owned = transform.augment_subset(x, frames, index, generator, owned)
+        return x, frames, owned
 
 
 class MultiView(nn.Module):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..skeleton.layouts import Layout, get_layout
-from .base import Augmentation, Frames, param_dtype, random_subset, uniform
+from .base import Augmentation, Frames, param_dtype, random_subset, scratch, uniform
 
 __all__ = ["BodyPartMask", "GaussianNoise", "JointCorruption", "JointMask", "standard_normal"]
 
@@ -25,14 +25,22 @@ def _normal_table() -> torch.Tensor:
 
 
 def standard_normal(
-    shape: tuple[int, ...], table: torch.Tensor, generator: torch.Generator | None
+    shape: tuple[int, ...], table: torch.Tensor, generator: torch.Generator | None, reuse: bool = False
 ) -> torch.Tensor:
-    """Samples of ``table``'s distribution (see :class:`GaussianNoise`), one per 16 random bits, on its device."""
+    """Samples of ``table``'s distribution (see :class:`GaussianNoise`), one per 16 random bits, on its device.
+
+    With ``reuse`` the result and its intermediates live in :func:`~ssl_skel.augment.base.scratch` buffers (the
+    caller must consume the result before the next call)."""
     count = math.prod(shape)
-    words = torch.empty(-(-count // 4), dtype=torch.int64, device=table.device)
+    device = table.device
+    words = scratch("normal_bits", (-(-count // 4),), torch.int64, device) if reuse else None
+    words = torch.empty(-(-count // 4), dtype=torch.int64, device=device) if words is None else words
     words.random_(-(2**63), None, generator=generator)
-    index = words.view(torch.uint16)[:count].to(torch.int64)
-    return table.index_select(0, index).view(shape)
+    bits = words.view(torch.uint16)[:count]
+    if not reuse:
+        return table.index_select(0, bits.to(torch.int32)).view(shape)
+    index = scratch("normal_index", (count,), torch.int32, device).copy_(bits)
+    return torch.index_select(table, 0, index, out=scratch("normal", (count,), table.dtype, device)).view(shape)
 
 
 def _hide(x: torch.Tensor, hidden: torch.Tensor, value: float | torch.Tensor, coords: int) -> torch.Tensor:
@@ -76,20 +84,56 @@ class GaussianNoise(Augmentation):
         self.coords = coords
         self.register_buffer("table", _normal_table(), persistent=False)
 
+    def sample_noise(
+        self, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Standard normal samples of ``shape`` in the dtype and on the device of ``like`` (a scratch buffer, valid
+        until the next call)."""
+        if self.exact:
+            dtype = param_dtype(like.dtype)
+            return torch.randn(shape, generator=generator, device=like.device, dtype=dtype).to(like.dtype)
+        return standard_normal(shape, self.table.to(device=like.device, dtype=like.dtype), generator, reuse=True)
+
     def augment(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, Frames]:
-        c = min(self.coords, x.shape[1])
-        shape = (x.shape[0], c, *x.shape[2:])
-        if self.exact:
-            noise = torch.randn(shape, generator=generator, device=x.device, dtype=param_dtype(x.dtype)).to(x.dtype)
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        return self.augment_subset(x, frames, torch.arange(x.shape[0], device=x.device), generator, owned)
+
+    def augment_subset(
+        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        n, channels, t, v, m = x.shape
+        c, k = min(self.coords, channels), index.shape[0]
+        noise = self.sample_noise((k, c, t, v * m), x, generator)
+        present = frames.present if k == n else frames.present.index_select(0, index)
+        # 0/1 mask of present persons, with a long contiguous inner axis; skipped when everybody is present
+        mask = None
+        if not bool(present.all()):
+            mask = scratch("noise_mask", (k, 1, t, v, m), x.dtype, x.device)
+            mask.copy_(present[:, None, :, None, :].expand(mask.shape))
+            mask = mask.view(k, 1, t, v * m)
+        if k == n and not owned:
+            flat = x.reshape(n, channels, t, v * m)
+            out = flat[:, :c] + self.sigma * noise if mask is None else torch.addcmul(
+                flat[:, :c], noise, mask, value=self.sigma
+            )
+            if c < channels:
+                out = torch.cat([out, flat[:, c:]], dim=1)
+            return out.view(x.shape), frames, True
+        out = x if owned else x.clone(memory_format=torch.contiguous_format)
+        coords = out.view(n, channels, t, v * m)[:, :c]
+        if mask is not None:
+            noise.mul_(mask)
+        if k == n:
+            coords.add_(noise, alpha=self.sigma)
         else:
-            table = self.table.to(device=x.device, dtype=x.dtype)
-            noise = standard_normal(shape, table, generator)
-        out = torch.addcmul(x[:, :c], noise, frames.mask(x.dtype), value=self.sigma)
-        if c == x.shape[1]:
-            return out, frames
-        return torch.cat([out, x[:, c:]], dim=1), frames
+            coords.index_add_(0, index, noise, alpha=self.sigma)
+        return out, frames, True
 
 
 class JointMask(Augmentation):
@@ -110,22 +154,54 @@ class JointMask(Augmentation):
         self.coords = coords
         _register_value(self, value)
 
+    def sample_joints(self, frames: Frames, joints: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``(N, T, M, int(ratio * V))`` int64 hidden joints per sample, frame and person (all persons)."""
+        n, t, m = frames.present.shape
+        count = int(self.ratio * joints)
+        return random_subset(n * t * m, joints, count, frames.present.device, generator, as_index=True).view(
+            n, t, m, count
+        )
+
     def sample_mask(self, frames: Frames, joints: int, generator: torch.Generator | None) -> torch.Tensor:
         """``(N, T, V, M)`` bool: hidden joints of present persons."""
         present = frames.present
         n, t, m = present.shape
-        count = int(self.ratio * joints)
-        chosen = random_subset(n * t * m, joints, count, present.device, generator, as_index=True)
-        slot = chosen.view(n * t, m, count) * m + torch.arange(m, device=present.device)[:, None]
-        hidden = torch.zeros(n * t, joints * m, dtype=torch.bool, device=present.device)
-        hidden.scatter_(1, slot.view(n * t, -1), True)
-        return hidden.view(n, t, joints, m) & present[:, :, None, :]
+        chosen = self.sample_joints(frames, joints, generator)
+        hidden = torch.zeros(n, t, m, joints, dtype=torch.bool, device=present.device)
+        hidden.scatter_(3, chosen, True)
+        return hidden.transpose(2, 3) & present[:, :, None, :]
 
     def augment(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, Frames]:
-        hidden = self.sample_mask(frames, x.shape[3], generator)
-        return _hide(x, hidden[:, None], self.value, self.coords), frames
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        n, channels, t, v, m = x.shape
+        c = min(self.coords, channels)
+        device = x.device
+        chosen = self.sample_joints(frames, v, generator)
+        # flat offset of every hidden (sample, channel, frame, person, draw) entry: written once, no full-size mask
+        # (broadcasts are kept over leading axes: tiny trailing axes make elementwise kernels slow)
+        steps, persons = torch.arange(t, device=device), torch.arange(m, device=device)
+        frame_slot = (steps[:, None, None] * (v * m) + persons[:, None]).expand(chosen.shape[1:]).reshape(-1)
+        slot = chosen.view(n, -1) * m + frame_slot
+        start = (torch.arange(n, device=device)[:, None] * channels + torch.arange(channels, device=device)) * (
+            t * v * m
+        )
+        position = (start[:, :, None] + slot[:, None, :]).view(-1)
+        value = torch.as_tensor(self.value, device=device).to(x.dtype).reshape(-1).expand(c)
+        per_channel = torch.cat([value, value.new_zeros(channels - c)])
+        present = frames.present
+        if bool(present.all()):
+            values = per_channel[None, :, None].expand(n, channels, slot.shape[1])
+        else:  # absent persons get 0, i.e. stay zero
+            values = per_channel[None, :, None] * present.to(x.dtype)[..., None].expand(chosen.shape).reshape(n, 1, -1)
+        out = x if owned else x.clone(memory_format=torch.contiguous_format)
+        out.view(-1).scatter_(0, position, values.reshape(-1))
+        return out, frames, True
 
 
 class JointCorruption(Augmentation):

@@ -8,28 +8,45 @@ in the order x, y, z (``R = Rz Ry Rx``). In 2D (``coords=2``) only the in-plane 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from ..skeleton.layouts import Layout, get_layout
-from .base import CoordMap, LinearAugmentation, identity_maps, param_dtype, uniform
+from .base import CoordMap, LinearAugmentation, cached_arange, cached_eye, param_dtype, uniform
 
 __all__ = ["AxisMask", "MainAxisRotate", "Mirror", "Rotate", "Scale", "Shear", "rotation_matrices"]
 
 
+@functools.lru_cache(maxsize=16)
+def _axis_generators(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(3, 3, 3)`` ``K`` and ``P`` with ``R_axis(a) = I + sin(a) K[axis] + (cos(a) - 1) P[axis]``."""
+    k = torch.zeros(3, 3, 3, dtype=dtype)
+    k[0, 1, 2], k[0, 2, 1] = 1, -1
+    k[1, 0, 2], k[1, 2, 0] = -1, 1
+    k[2, 0, 1], k[2, 1, 0] = 1, -1
+    p = torch.ones(3, 3, dtype=dtype).fill_diagonal_(0).diag_embed()
+    return k.to(device), p.to(device)
+
+
 def rotation_matrices(angles: torch.Tensor, coords: int = 3) -> torch.Tensor:
     """``(N, c, c)`` rotations from ``(N, 3)`` angles in radians about x, y, z (2D: the z angle only)."""
-    cos, sin = angles.cos(), angles.sin()
-    one, zero = torch.ones_like(cos[:, 0]), torch.zeros_like(cos[:, 0])
     if coords == 2:
-        c, s = cos[:, 2], sin[:, 2]
+        c, s = angles[:, 2].cos(), angles[:, 2].sin()
         return torch.stack([c, s, -s, c], dim=1).view(-1, 2, 2)
-    c, s = cos.unbind(1), sin.unbind(1)
-    rx = torch.stack([one, zero, zero, zero, c[0], s[0], zero, -s[0], c[0]], dim=1).view(-1, 3, 3)
-    ry = torch.stack([c[1], zero, -s[1], zero, one, zero, s[1], zero, c[1]], dim=1).view(-1, 3, 3)
-    rz = torch.stack([c[2], s[2], zero, -s[2], c[2], zero, zero, zero, one], dim=1).view(-1, 3, 3)
-    return rz @ ry @ rx
+    k, p = _axis_generators(angles.dtype, angles.device)
+    eye = cached_eye(3, angles.dtype, angles.device)
+    per_axis = eye + angles.sin()[:, :, None, None] * k + (angles.cos() - 1)[:, :, None, None] * p
+    return per_axis[:, 2] @ per_axis[:, 1] @ per_axis[:, 0]
+
+
+@functools.lru_cache(maxsize=16)
+def _flip_x(c: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The cached ``(c, c)`` map negating x (do not modify it in place)."""
+    flip = torch.eye(c, dtype=dtype)
+    flip[0, 0] = -1
+    return flip.to(device)
 
 
 class Shear(LinearAugmentation):
@@ -47,8 +64,7 @@ class Shear(LinearAugmentation):
     def coord_map(self, x: torch.Tensor, generator: torch.Generator | None) -> CoordMap:
         n, c = x.shape[0], self.coords
         off = uniform((n, c, c), -self.amplitude, self.amplitude, x, generator)
-        eye = torch.eye(c, device=x.device, dtype=off.dtype)
-        return CoordMap(off * (1 - eye) + eye)
+        return CoordMap(torch.where(cached_eye(c, torch.bool, x.device), 1.0, off))
 
 
 class Rotate(LinearAugmentation):
@@ -99,7 +115,7 @@ class MainAxisRotate(LinearAugmentation):
             axis = torch.full((n,), 2, device=like.device)
         else:
             axis = (torch.rand(n, generator=generator, device=like.device) * 3).long().clamp_(max=2)
-        is_main = torch.nn.functional.one_hot(axis, 3).bool()
+        is_main = axis[:, None] == cached_arange(3, like.device)
         return torch.where(is_main, main, other) * (math.pi / 180)
 
     def coord_map(self, x: torch.Tensor, generator: torch.Generator | None) -> CoordMap:
@@ -126,10 +142,9 @@ class Mirror(LinearAugmentation):
         n = x.shape[0]
         if x.shape[3] != self.layout.num_joints:
             raise ValueError(f"layout {self.layout.name} has {self.layout.num_joints} joints, batch has {x.shape[3]}")
-        matrix = identity_maps(n, self.coords, x)
-        matrix[:, 0, 0] = -1
+        flip = _flip_x(self.coords, param_dtype(x.dtype), x.device).expand(n, self.coords, self.coords)
         swap = torch.ones(n, dtype=torch.bool, device=x.device)
-        return CoordMap(matrix, True, swap, self.permutation.to(x.device))
+        return CoordMap(flip, True, swap, self.permutation.to(x.device))
 
 
 class Scale(LinearAugmentation):
@@ -162,5 +177,5 @@ class AxisMask(LinearAugmentation):
     def coord_map(self, x: torch.Tensor, generator: torch.Generator | None) -> CoordMap:
         n, c = x.shape[0], self.coords
         axis = (torch.rand(n, generator=generator, device=x.device) * c).long().clamp_(max=c - 1)
-        keep = 1 - torch.nn.functional.one_hot(axis, c).to(param_dtype(x.dtype))
+        keep = (axis[:, None] != cached_arange(c, x.device)).to(param_dtype(x.dtype))
         return CoordMap(torch.diag_embed(keep), diagonal=True)

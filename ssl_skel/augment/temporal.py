@@ -1,34 +1,61 @@
 """Temporal augmentations on the valid frames of each sample: shift crop, crop-resize, time flip, gaussian blur.
 
-Frames are resampled by gathering whole ``(V, M)`` frame slabs with one ``index_select`` per batch; output frames
-beyond a sample's valid length read one of its padding frames, so they stay exactly zero.
+Frames are resampled by gathering whole ``(V, M)`` frame slabs (one ``embedding``/``embedding_bag`` per batch, see
+:func:`~ssl_skel.augment.base.remap`); output frames beyond a sample's valid length read one of its padding frames,
+so they stay exactly zero. The resampling transforms are :class:`FrameAugmentation`, which ``Compose`` fuses with
+the neighbouring linear maps into a single pass.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 
-from .base import Augmentation, Frames, param_dtype, uniform
+from .base import Augmentation, Frames, cached_arange, param_dtype, remap, uniform
 
-__all__ = ["GaussianBlur", "TemporalCropResize", "TemporalShiftCrop", "TimeFlip", "gather_frames"]
+__all__ = [
+    "FrameAugmentation", "GaussianBlur", "TemporalCropResize", "TemporalShiftCrop", "TimeFlip", "gather_frames",
+]
 
 
 def gather_frames(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``out[n, :, t] = x[n, :, index[n, t]]`` for ``x`` ``(N, C, T, V, M)`` and int64 ``index`` ``(N, T')``."""
-    n, c, t = x.shape[:3]
-    x = x.contiguous()
-    base = (torch.arange(n, device=x.device)[:, None] * c + torch.arange(c, device=x.device)) * t
-    rows = (base[:, :, None] + index[:, None, :]).reshape(-1)
-    return x.view(n * c * t, -1).index_select(0, rows).view(n, c, index.shape[1], *x.shape[3:])
+    return remap(x, index=index[:, :, None])
+
+
+class FrameAugmentation(Augmentation):
+    """A temporal resampling: each output frame is a weighted sum of ``K`` input frames (see :meth:`frame_map`)."""
+
+    @abstractmethod
+    def frame_map(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Frames]:
+        """Sample the resampling of ``x``: ``(N, T', K)`` int64 source frames, their ``(N, T', K)`` weights
+        (``None``: all 1) and the occupancy of the result."""
+
+    def augment(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, Frames]:
+        index, weight, new_frames = self.frame_map(x, frames, generator)
+        return remap(x, index=index, weight=weight), new_frames
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        return (*self.augment(x, frames, generator), True)
 
 
 def _gather_present(frames: Frames, index: torch.Tensor, keep: torch.Tensor) -> Frames:
-    present = frames.present
-    picked = present.gather(1, index[:, :, None].expand(-1, -1, present.shape[2]))
-    return Frames(picked & keep[:, :, None])
+    def compute() -> torch.Tensor:
+        present = frames.present
+        picked = present.gather(1, index[:, :, None].expand(-1, -1, present.shape[2]))
+        return picked & keep[:, :, None]
+
+    return Frames.deferred(compute)
 
 
-class TemporalShiftCrop(Augmentation):
+class TemporalShiftCrop(FrameAugmentation):
     """HiCLR/AimCLR temporal crop: mirror-pad the valid frames by ``L // padding_ratio`` at both ends (``L`` the
     valid length) and crop ``L`` frames at an offset ``U{0, ..., 2 * pad}``. Padding frames stay padding.
 
@@ -44,23 +71,24 @@ class TemporalShiftCrop(Augmentation):
             raise ValueError(f"padding_ratio must be >= 1, got {padding_ratio}")
         self.padding_ratio = padding_ratio
 
-    def augment(
+    def frame_map(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
+    ) -> tuple[torch.Tensor, None, Frames]:
         n, t = x.shape[0], x.shape[2]
-        length = frames.lengths
+        length = frames.lengths[:, None]
         pad = length // self.padding_ratio
-        offset = (torch.rand(n, generator=generator, device=x.device) * (2 * pad + 1)).long().minimum(2 * pad)
-        steps = torch.arange(t, device=x.device)
-        source = steps + (offset - pad)[:, None]
-        source = torch.where(source < 0, -source - 1, source)
-        source = torch.where(source >= length[:, None], 2 * length[:, None] - 1 - source, source)
-        keep = steps < length[:, None]
+        span = 2 * pad + 1
+        offset = torch.minimum((torch.rand(n, 1, generator=generator, device=x.device) * span).long(), span - 1)
+        frame = cached_arange(t, x.device)
+        source = frame + (offset - pad)
+        source = source ^ (source >> 63)  # mirror at the start: -1 -> 0, -2 -> 1, ... (~s == -s - 1)
+        source = torch.minimum(source, 2 * length - 1 - source)  # mirror at the end
+        keep = frame < length
         source = torch.where(keep, source, t - 1)
-        return gather_frames(x, source), _gather_present(frames, source, keep)
+        return source[:, :, None], None, _gather_present(frames, source, keep)
 
 
-class TemporalCropResize(Augmentation):
+class TemporalCropResize(FrameAugmentation):
     """Crop part of the valid frames and resize it to ``size`` frames by linear interpolation (CTR-GCN/HaLP/MAMP).
 
     Random mode: crop ``min(max(floor(L * r), min_frames), L)`` frames, ``r ~ U(*ratio)``, at a uniform offset.
@@ -98,36 +126,35 @@ class TemporalCropResize(Augmentation):
         start = (torch.rand(length.shape, generator=generator, device=length.device) * (length - crop + 1)).long()
         return start.minimum(length - crop), crop
 
-    def augment(
+    def frame_map(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
+    ) -> tuple[torch.Tensor, torch.Tensor, Frames]:
         start, crop = self.sample_window(frames.lengths, generator)
         steps = torch.arange(self.size, device=x.device, dtype=param_dtype(x.dtype))
         position = ((steps + 0.5) * (crop[:, None] / self.size) - 0.5).clamp(min=0)
         low = position.floor().long().minimum(crop[:, None] - 1)
         high = (low + 1).minimum(crop[:, None] - 1)
-        weight = (position - low).to(x.dtype)[:, None, :, None, None]
+        weight = position - low
         low, high = low + start[:, None], high + start[:, None]
-        out = torch.lerp(gather_frames(x, low), gather_frames(x, high), weight)
         present = frames.present
         m = present.shape[2]
         occupied = present.gather(1, low[:, :, None].expand(-1, -1, m))
         occupied |= present.gather(1, high[:, :, None].expand(-1, -1, m))
-        return out, Frames(occupied)
+        return torch.stack([low, high], dim=2), torch.stack([1 - weight, weight], dim=2), Frames(occupied)
 
 
-class TimeFlip(Augmentation):
+class TimeFlip(FrameAugmentation):
     """Reverse the valid frames of every sample (wrap in ``RandomApply`` for a probability); padding stays last."""
 
-    def augment(
+    def frame_map(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
+    ) -> tuple[torch.Tensor, None, Frames]:
         t = x.shape[2]
         length = frames.lengths[:, None]
         steps = torch.arange(t, device=x.device)
         keep = steps < length
         source = torch.where(keep, length - 1 - steps, t - 1)
-        return gather_frames(x, source), _gather_present(frames, source, keep)
+        return source[:, :, None], None, _gather_present(frames, source, keep)
 
 
 class GaussianBlur(Augmentation):
@@ -175,13 +202,42 @@ class GaussianBlur(Augmentation):
             kernel = kernel / kernel.sum(dim=2, keepdim=True).clamp(min=1e-12)
         return kernel * (steps < length[:, None])[:, :, None]
 
+    def band(
+        self, sigma: torch.Tensor, length: torch.Tensor, frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The filters of :meth:`kernels` as ``(N, T, K)`` source frames and their weights (``K`` taps)."""
+        radius = self.kernel_size // 2
+        offsets = cached_arange(self.kernel_size, sigma.device, -radius)
+        taps = torch.exp(offsets.to(sigma.dtype).square() * (-0.5 / sigma.square())[:, None])
+        frame = cached_arange(frames, sigma.device)
+        source = frame[:, None] + offsets
+        length = length[:, None, None]
+        weight = taps[:, None, :] * ((source >= 0) & (source < length))
+        if self.normalize:
+            weight = weight / weight.sum(dim=2, keepdim=True).clamp(min=1e-12)
+        weight = weight * (frame[:, None] < length)
+        return source.clamp(0, frames - 1).expand_as(weight), weight
+
     def augment(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, Frames]:
-        n, channels, t, v, m = x.shape
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        return self.augment_subset(x, frames, torch.arange(x.shape[0], device=x.device), generator, owned)
+
+    def augment_subset(
+        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        n, channels, t = x.shape[:3]
         c = min(self.coords, channels)
-        kernel = self.kernels(self.sample_sigma(n, x, generator), frames.lengths, t).to(x.dtype)
-        blurred = torch.matmul(kernel[:, None], x[:, :c].reshape(n, c, t, v * m)).view(n, c, t, v, m)
-        if c == channels:
-            return blurred, frames
-        return torch.cat([blurred, x[:, c:]], dim=1), frames
+        sigma = self.sample_sigma(index.shape[0], x, generator)
+        source, weight = self.band(sigma, frames.lengths.index_select(0, index), t)
+        blurred = remap(x, index=source, weight=weight, samples=index, channels=c)
+        if index.shape[0] == n and c == channels:
+            return blurred, frames, True
+        out = x if owned else x.clone()
+        out.narrow(1, 0, c).index_copy_(0, index, blurred)
+        return out, frames, True
