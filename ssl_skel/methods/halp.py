@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ..augment import JointCorruption, MultiView, RandomChoice, Shear
@@ -31,8 +30,8 @@ class HaLP(MomentumContrast):
     nearest prototype is unchanged.
 
     Args:
-        backbone, optimizer, scheduler, online_probe, queue_size, embedding_dim, hidden_dim, momentum,
-        momentum_cosine, temperature: see :class:`~ssl_skel.methods.contrastive.MomentumContrast`.
+        backbone: encoder ``(N, C, T, V, M) -> (N, D)``.
+        queue_size: number of negative keys (16384 in HaLP).
         layout: skeleton layout of the data (for the coordinate channels).
         mu: weight of the positive term (2 for NTU, 1 for PKU-MMD).
         halp_start_epoch: first epoch with hallucinated positives (plain MoCo before).
@@ -44,20 +43,13 @@ class HaLP(MomentumContrast):
         corrupt_ratio: fraction of joints corrupted (15 of 25).
         corrupt_p: probability of joint corruption instead of shear.
         shear: shear amplitude (1.0).
+        kwargs: optimizer, scheduler and encoder settings of :class:`~ssl_skel.methods.contrastive.MomentumContrast`.
     """
 
     def __init__(
         self,
         backbone: nn.Module,
-        optimizer: OptimizerCallable = torch.optim.SGD,
-        scheduler: LRSchedulerCallable | None = None,
-        online_probe: bool = False,
         queue_size: int = 16384,
-        embedding_dim: int = 128,
-        hidden_dim: int | None = None,
-        momentum: float = 0.999,
-        momentum_cosine: bool = False,
-        temperature: float = 0.07,
         layout: str = "ntu25",
         mu: float = 2.0,
         halp_start_epoch: int = 0,
@@ -69,16 +61,14 @@ class HaLP(MomentumContrast):
         corrupt_ratio: float = 0.6,
         corrupt_p: float = 0.5,
         shear: float = 1.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            backbone, optimizer, scheduler, online_probe, queue_size, embedding_dim, hidden_dim, momentum,
-            momentum_cosine, temperature,
-        )
+        super().__init__(backbone, queue_size=queue_size, **kwargs)
         self.mu = mu
         self.halp_start_epoch = halp_start_epoch
         self.num_candidates = num_candidates
         self.lam = lam
-        self.prototypes = PrototypeBank(embedding_dim, num_prototypes, prototype_keys, refresh_interval)
+        self.prototypes = PrototypeBank(self.queue.dim, num_prototypes, prototype_keys, refresh_interval)
         coords = get_layout(layout).dims
 
         def view() -> RandomChoice:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ..augment import HiCLRPolicy, MultiView
@@ -26,39 +25,29 @@ class HiCLR(MomentumContrast):
     scalar token (initialised 0), drawn per sample.
 
     Args:
-        backbone, optimizer, scheduler, online_probe, queue_size, embedding_dim, hidden_dim, momentum,
-        momentum_cosine, temperature: see :class:`~ssl_skel.methods.contrastive.MomentumContrast`.
+        backbone: encoder ``(N, C, T, V, M) -> (N, D)``.
         layout: skeleton layout of the data (mirroring pairs).
         consistency_weight: weight of the two directional terms (0.5).
         mining_epoch: first epoch with nearest-neighbour mining (150 of 300).
         shear: shear amplitude of the views (0.5).
         mask_ratio: fraction of joints hidden per frame in ``v4`` (0.1).
         blur_normalize: normalised temporal blur kernel (``False`` reproduces the reference's scaling).
+        kwargs: optimizer, scheduler, queue and encoder settings of
+            :class:`~ssl_skel.methods.contrastive.MomentumContrast` (queue_size 32768 by default).
     """
 
     def __init__(
         self,
         backbone: nn.Module,
-        optimizer: OptimizerCallable = torch.optim.SGD,
-        scheduler: LRSchedulerCallable | None = None,
-        online_probe: bool = False,
-        queue_size: int = 32768,
-        embedding_dim: int = 128,
-        hidden_dim: int | None = None,
-        momentum: float = 0.999,
-        momentum_cosine: bool = False,
-        temperature: float = 0.07,
         layout: str = "ntu25",
         consistency_weight: float = 0.5,
         mining_epoch: int = 150,
         shear: float = 0.5,
         mask_ratio: float = 0.1,
         blur_normalize: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            backbone, optimizer, scheduler, online_probe, queue_size, embedding_dim, hidden_dim, momentum,
-            momentum_cosine, temperature,
-        )
+        super().__init__(backbone, **kwargs)
         self.consistency_weight = consistency_weight
         self.mining_epoch = mining_epoch
         self.mask_token = nn.Parameter(torch.zeros(()))
