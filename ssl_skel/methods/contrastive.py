@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from .base import PretrainMethod
@@ -23,31 +23,27 @@ class MomentumContrast(PretrainMethod):
 
     Args:
         backbone: encoder ``(N, C, T, V, M) -> (N, D)``.
-        optimizer: optimizer factory.
-        scheduler: optional scheduler factory.
-        online_probe: linear probe on detached features.
         queue_size: K, number of negative keys (divisible by the global batch).
         embedding_dim: projection output dimension.
         hidden_dim: projection hidden width (default: the backbone's feature dimension).
         momentum: EMA momentum of the key encoder.
         momentum_cosine: raise the momentum to 1 over training with a cosine schedule.
         temperature: InfoNCE temperature.
+        kwargs: ``optimizer``, ``scheduler`` and ``online_probe`` of :class:`~ssl_skel.methods.base.PretrainMethod`.
     """
 
     def __init__(
         self,
         backbone: nn.Module,
-        optimizer: OptimizerCallable = torch.optim.SGD,
-        scheduler: LRSchedulerCallable | None = None,
-        online_probe: bool = False,
         queue_size: int = 32768,
         embedding_dim: int = 128,
         hidden_dim: int | None = None,
         momentum: float = 0.999,
         momentum_cosine: bool = False,
         temperature: float = 0.07,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(backbone, optimizer, scheduler, online_probe)
+        super().__init__(backbone, **kwargs)
         self.head = ProjectionHead(self.feature_dim, hidden_dim or self.feature_dim, embedding_dim)
         self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
