@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,16 @@ class PretrainCLI(LightningCLI):
 
 def run_pretrain(argv: list[str]) -> int:
     """``ssl-skel pretrain ...``: ``Trainer.fit`` with ``argv`` as the fit arguments; returns the exit code."""
-    PretrainCLI(
+    program, sys.argv = sys.argv, sys.argv[:1]  # the arguments are given explicitly (LightningCLI warns otherwise)
+    try:
+        _pretrain_cli(argv)
+    finally:
+        sys.argv = program
+    return 0
+
+
+def _pretrain_cli(argv: list[str]) -> PretrainCLI:
+    return PretrainCLI(
         PretrainMethod,
         SkeletonDataModule,
         subclass_mode_model=True,
@@ -83,4 +93,3 @@ def run_pretrain(argv: list[str]) -> int:
         parser_kwargs={"fit": {"prog": "ssl-skel pretrain"}},
         auto_configure_optimizers=False,
     )
-    return 0
