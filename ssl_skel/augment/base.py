@@ -146,8 +146,10 @@ def uniform(
     shape: tuple[int, ...], low: float, high: float, like: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
     """``U(low, high)`` samples on the device of ``like`` (float32 or float64)."""
-    u = torch.rand(shape, generator=generator, device=like.device, dtype=param_dtype(like.dtype))
-    return u * (high - low) + low
+    u = torch.empty(shape, device=like.device, dtype=param_dtype(like.dtype))
+    if low <= high:
+        return u.uniform_(low, high, generator=generator)
+    return u.uniform_(generator=generator) * (high - low) + low
 
 
 def random_subset(
@@ -233,7 +235,9 @@ class CoordMap:
                 raise ValueError("cannot compose mirrors with different joint permutations")
             swap = other.swap if swap is None else swap ^ other.swap
             permutation = other.permutation
-        return CoordMap(other.matrix @ self.matrix, self.diagonal and other.diagonal, swap, permutation)
+        both_3d = other.matrix.ndim == self.matrix.ndim == 3
+        matrix = torch.bmm(other.matrix, self.matrix) if both_3d else other.matrix @ self.matrix
+        return CoordMap(matrix, self.diagonal and other.diagonal, swap, permutation)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Map the first ``c`` channels of ``x`` ``(N, C, T, V, M)``; the others are copied (or joint-swapped)."""
@@ -291,13 +295,13 @@ def remap(
         coord_map is None or coord_map.diagonal
     ):
         return _scale_channels(x, coord_map, inplace)
-    samples = torch.arange(total, device=device) if samples is None else samples
+    samples = cached_arange(total, device) if samples is None else samples
     n = samples.shape[0]
     channels = all_channels if channels is None else channels
     if index is None:
-        index = torch.arange(t, device=device).expand(n, t)[:, :, None]
+        index = cached_arange(t, device).expand(n, t)[:, :, None]
     t_out, k = index.shape[1], index.shape[2]
-    rows = (samples[:, None] * all_channels + torch.arange(channels, device=device)) * t
+    rows = (samples[:, None] * all_channels + cached_arange(channels, device)) * t
     joints = None if coord_map is None else coord_map.joint_index()
     if joints is not None:
         # swap the joints of the input (into a reused buffer), so that the result is written once

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from .base import Augmentation, CoordMap, Frames, LinearAugmentation, cached_eye, remap
-from .temporal import FrameAugmentation
+from .masking import GaussianNoise
+from .spatial import AxisMask, Scale
+from .temporal import FrameAugmentation, GaussianBlur
 
 __all__ = ["Compose", "Identity", "MultiView", "RandomApply", "RandomChoice"]
 
@@ -34,8 +36,11 @@ class Identity(Augmentation):
 class Compose(Augmentation):
     """Apply ``transforms`` in order. Runs of consecutive linear maps (shear, rotations, mirror, scale, axis mask,
     also inside ``RandomApply``) are fused into one matrix per sample, together with at most one temporal resampling
-    (shift crop, crop-resize, time flip) in the same run: the run costs one pass over the data. Later steps work in
-    place on buffers the chain made itself; the input batch is never modified.
+    (shift crop, crop-resize, time flip) in the same run: the run costs one pass over the data. A diagonal map
+    (axis mask, scale) that follows such a run after channel-wise steps only (gaussian noise, temporal blur) joins
+    the run too: blur commutes with it and the noise is scaled by it, so the result is the same, but its parameters
+    are drawn before those of the noise and blur. Later steps work in place on buffers the chain made itself; the
+    input batch is never modified.
 
     Args:
         transforms: the augmentations, applied first to last.
@@ -56,7 +61,14 @@ class Compose(Augmentation):
         pending: CoordMap | None = None
         pending_coords: int | None = None
         resample: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        for transform in self.transforms:
+        # per-sample channel factors of a diagonal map hoisted into the last pass (noise until then is scaled)
+        scale: torch.Tensor | None = None
+        hoisted, binary = -1, False
+        transforms = list(self.transforms)
+        for i, transform in enumerate(transforms):
+            if i == hoisted:
+                scale = None
+                continue
             coords = _linear_coords(transform)
             if coords is not None and pending_coords in (None, coords):
                 step = transform.coord_map(x, generator)
@@ -68,6 +80,14 @@ class Compose(Augmentation):
                 resample = (index, weight)
                 continue
             if pending is not None or resample is not None:
+                j = _hoistable(transforms, i, pending_coords)
+                if j is not None:
+                    # a diagonal map after channel-wise steps (noise, blur) commutes with them (noise is scaled
+                    # by it): apply it in this pass instead of one more pass over the data
+                    step = transforms[j].coord_map(x, generator)
+                    pending = step if pending is None else pending.then(step)
+                    scale, hoisted = step.matrix.diagonal(dim1=1, dim2=2), j
+                    binary = isinstance(_inner(transforms[j]), AxisMask)
                 index, weight = (None, None) if resample is None else resample
                 x = remap(x, pending, index, weight, inplace=owned)
                 pending, pending_coords, resample, owned = None, None, None, True
@@ -78,11 +98,56 @@ class Compose(Augmentation):
                 index, weight, frames = transform.frame_map(x, frames, generator)
                 resample = (index, weight)
                 continue
+            if scale is not None and _noise(transform) is not None:
+                x, frames, owned = _scaled_noise(transform, x, frames, generator, owned, scale, binary)
+                continue
             x, frames, owned = transform.augment_owned(x, frames, generator, owned)
         if pending is not None or resample is not None:
             index, weight = (None, None) if resample is None else resample
             x, owned = remap(x, pending, index, weight, inplace=owned), True
         return x, frames, owned
+
+
+def _inner(module: nn.Module) -> nn.Module:
+    """The transform of a ``RandomApply``, else ``module`` itself."""
+    return module.transform if isinstance(module, RandomApply) else module
+
+
+def _noise(module: nn.Module) -> GaussianNoise | None:
+    """The :class:`GaussianNoise` of ``module`` (itself or inside ``RandomApply``), else ``None``."""
+    module = _inner(module)
+    return module if isinstance(module, GaussianNoise) else None
+
+
+def _diagonal_only(module: nn.Module) -> bool:
+    """``module`` is a linear map that is always diagonal without joint swap (axis mask, scale)."""
+    return isinstance(_inner(module), (AxisMask, Scale))
+
+
+def _hoistable(transforms: list[nn.Module], start: int, coords: int | None) -> int | None:
+    """Position of a diagonal map that follows ``transforms[start:]`` after channel-wise steps only (at least one)
+    and can join a pass of maps on ``coords`` channels, else ``None``."""
+    j = start
+    while j < len(transforms) and isinstance(_inner(transforms[j]), (GaussianNoise, GaussianBlur)):
+        j += 1
+    if j == start or j == len(transforms) or not _diagonal_only(transforms[j]):
+        return None
+    return j if coords in (None, _linear_coords(transforms[j])) else None
+
+
+def _scaled_noise(
+    transform: nn.Module, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool,
+    scale: torch.Tensor, binary: bool,
+) -> tuple[torch.Tensor, Frames, bool]:
+    """Apply the noise ``transform`` (maybe in ``RandomApply``) with its noise scaled per sample and channel."""
+    noise = _noise(transform)
+    if isinstance(transform, RandomApply):
+        index = transform.sample_applied(x.shape[0], x.device, generator).nonzero().squeeze(1)
+        if index.numel() == 0:
+            return x, frames, owned
+    else:
+        index = torch.arange(x.shape[0], device=x.device)
+    return noise.augment_subset(x, frames, index, generator, owned, scale=scale, binary=binary)
 
 
 class RandomApply(Augmentation):

@@ -105,11 +105,17 @@ class GaussianNoise(Augmentation):
         return self.augment_subset(x, frames, torch.arange(x.shape[0], device=x.device), generator, owned)
 
     def augment_subset(
-        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool
+        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool,
+        scale: torch.Tensor | None = None, binary: bool = False,
     ) -> tuple[torch.Tensor, Frames, bool]:
+        """See :meth:`Augmentation.augment_subset`; ``scale`` (``(N, c')``, optional) multiplies the noise of the
+        first ``c'`` channels per sample (``Compose`` passes a later diagonal map it applied before the noise;
+        ``binary``: its factors are all 0 or 1)."""
         n, channels, t, v, m = x.shape
         c, k = min(self.coords, channels), index.shape[0]
         noise = self.sample_noise((k, c, t, v * m), x, generator)
+        if scale is not None:
+            _scale_noise(noise, scale if k == n else scale.index_select(0, index), binary)
         present = frames.present if k == n else frames.present.index_select(0, index)
         # 0/1 mask of present persons, with a long contiguous inner axis; skipped when everybody is present
         mask = None
@@ -134,6 +140,19 @@ class GaussianNoise(Augmentation):
         else:
             coords.index_add_(0, index, noise, alpha=self.sigma)
         return out, frames, True
+
+
+def _scale_noise(noise: torch.Tensor, scale: torch.Tensor, binary: bool = False) -> None:
+    """Multiply ``noise`` ``(k, c, ...)`` in place by ``scale`` ``(k, c')`` on its first ``c'`` channels; with
+    ``binary`` (every factor 0 or 1) only the zeroed channels are written."""
+    k, c = noise.shape[:2]
+    width = min(c, scale.shape[1])
+    factors = scale[:, :width]
+    if not binary:
+        noise.view(k, c, -1)[:, :width].mul_(factors[:, :, None])
+        return
+    zero = (factors == 0).nonzero()
+    noise.view(k * c, -1).index_fill_(0, zero[:, 0] * c + zero[:, 1], 0)
 
 
 class JointMask(Augmentation):

@@ -20,14 +20,20 @@ __all__ = ["AxisMask", "MainAxisRotate", "Mirror", "Rotate", "Scale", "Shear", "
 
 
 @functools.lru_cache(maxsize=16)
-def _axis_generators(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(3, 3, 3)`` ``K`` and ``P`` with ``R_axis(a) = I + sin(a) K[axis] + (cos(a) - 1) P[axis]``."""
+def _axis_basis(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(27,)`` offset and ``(6, 27)`` basis with ``R_axis(a) = I - P[axis] + sin(a) K[axis] + cos(a) P[axis]``
+    for all three axes at once: ``offset + [sin(ax), sin(ay), sin(az), cos(ax), cos(ay), cos(az)] @ basis``."""
     k = torch.zeros(3, 3, 3, dtype=dtype)
     k[0, 1, 2], k[0, 2, 1] = 1, -1
     k[1, 0, 2], k[1, 2, 0] = -1, 1
     k[2, 0, 1], k[2, 1, 0] = 1, -1
     p = torch.ones(3, 3, dtype=dtype).fill_diagonal_(0).diag_embed()
-    return k.to(device), p.to(device)
+    basis = torch.zeros(6, 3, 9, dtype=dtype)
+    for axis in range(3):
+        basis[axis, axis] = k[axis].reshape(9)
+        basis[3 + axis, axis] = p[axis].reshape(9)
+    offset = (torch.eye(3, dtype=dtype) - p).reshape(27)
+    return offset.to(device), basis.view(6, 27).to(device)
 
 
 def rotation_matrices(angles: torch.Tensor, coords: int = 3) -> torch.Tensor:
@@ -35,10 +41,9 @@ def rotation_matrices(angles: torch.Tensor, coords: int = 3) -> torch.Tensor:
     if coords == 2:
         c, s = angles[:, 2].cos(), angles[:, 2].sin()
         return torch.stack([c, s, -s, c], dim=1).view(-1, 2, 2)
-    k, p = _axis_generators(angles.dtype, angles.device)
-    eye = cached_eye(3, angles.dtype, angles.device)
-    per_axis = eye + angles.sin()[:, :, None, None] * k + (angles.cos() - 1)[:, :, None, None] * p
-    return per_axis[:, 2] @ per_axis[:, 1] @ per_axis[:, 0]
+    offset, basis = _axis_basis(angles.dtype, angles.device)
+    per_axis = torch.addmm(offset, torch.cat([angles.sin(), angles.cos()], dim=1), basis).view(-1, 3, 3, 3)
+    return torch.bmm(torch.bmm(per_axis[:, 2], per_axis[:, 1]), per_axis[:, 0])
 
 
 @functools.lru_cache(maxsize=16)

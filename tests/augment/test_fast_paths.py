@@ -9,12 +9,15 @@ from augment_batches import make_batch, zero_regions
 
 from ssl_skel.augment import (
     POLICIES,
+    AxisMask,
     Compose,
     GaussianBlur,
+    GaussianNoise,
     MainAxisRotate,
     Mirror,
     MultiView,
     RandomApply,
+    Scale,
     Shear,
     TemporalCropResize,
     TemporalShiftCrop,
@@ -73,3 +76,34 @@ def test_half_precision_batches(dtype: torch.dtype) -> None:
         assert out.dtype == dtype and torch.isfinite(out).all()
         if out.shape == x.shape:
             assert all((region == 0).all() for region in zero_regions(out))
+
+
+def test_axis_mask_after_blur_is_applied_in_the_first_pass_with_the_same_result() -> None:
+    x = make_batch(n=12, dtype=torch.float64)
+    blur, axis = RandomApply(GaussianBlur(), 0.5), RandomApply(AxisMask(), 0.5)
+    fused = Compose([Shear(0.5), TemporalShiftCrop(), blur, axis])(x, torch.Generator().manual_seed(2))
+    # the hoisted axis mask draws its parameters before the blur
+    g = torch.Generator().manual_seed(2)
+    shear = Shear(0.5).coord_map(x, g)
+    step = TemporalShiftCrop()(shear.apply(x), g)
+    mask = axis.coord_map(x, g)
+    torch.testing.assert_close(fused, mask.apply(blur(step, g)))
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0])
+def test_noise_on_a_hoisted_axis_mask_stays_zero(p: float) -> None:
+    x = make_batch(n=16)
+    chain = Compose([
+        Shear(0.5), RandomApply(GaussianNoise(0.1), p), RandomApply(GaussianBlur(), 0.5), AxisMask(),
+    ])
+    out = chain(x, torch.Generator().manual_seed(0))
+    zeroed = (out[:, :3] == 0).flatten(2).all(dim=2)
+    assert (zeroed.sum(dim=1) == 1).all()
+    assert all((region == 0).all() for region in zero_regions(out))
+
+
+def test_noise_before_a_hoisted_scale_is_scaled() -> None:
+    x = torch.ones(64, 3, 20, 25, 1, dtype=torch.float64)
+    chain = Compose([Shear(0.0), GaussianNoise(0.01), Scale(2.0, 2.0)])
+    out = chain(x, torch.Generator().manual_seed(0))
+    assert abs((out - 2).std().item() - 0.02) < 1e-3
