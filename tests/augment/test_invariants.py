@@ -132,3 +132,23 @@ def test_policies_are_constructible_from_a_config() -> None:
                                        "init_args": {"layout": "ntu25", "strength": "strong"}}})
     policy = parser.instantiate(cfg).aug
     assert policy.strength == "strong" and policy(make_batch()).shape == make_batch().shape
+
+
+def test_stacked_hiclr_views_keep_zeros_are_deterministic_and_pass_gradients_to_the_mask_value() -> None:
+    x = make_batch(n=8)
+    original = x.clone()
+    value = torch.nn.Parameter(torch.tensor(0.25))
+    views = MultiView([
+        build_policy("hiclr_basic"), build_policy("hiclr_basic"), build_policy("hiclr_strong"),
+        build_policy("hiclr_strong_mask", mask_value=value),
+    ])
+    first = views(x, torch.Generator().manual_seed(0))
+    again = views(x, torch.Generator().manual_seed(0))
+    assert len(first) == 4 and all(v.shape == x.shape and v.dtype == x.dtype for v in first)
+    for view, repeat in zip(first, again, strict=True):
+        torch.testing.assert_close(view, repeat, rtol=0, atol=0)
+        assert all((region == 0).all() for region in zero_regions(view))
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[2], first[3])
+    torch.testing.assert_close(x, original, rtol=0, atol=0)
+    first[3].sum().backward()
+    assert value.grad is not None and value.grad.item() > 0
