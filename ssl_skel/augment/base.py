@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Augmentation", "CoordMap", "Frames", "LinearAugmentation", "identity_maps", "param_dtype", "presence",
-    "random_subset", "remap", "scratch", "uniform", "valid_lengths",
+    "Augmentation", "CoordMap", "Frames", "LinearAugmentation", "OwnedAugmentation", "SubsetAugmentation",
+    "identity_maps", "param_dtype", "presence", "random_subset", "remap", "scratch", "uniform", "valid_lengths",
 ]
 
 
@@ -211,6 +211,36 @@ class Augmentation(nn.Module, ABC):
             raise ValueError(f"{type(self).__name__} changes the batch shape; it cannot be applied to some samples")
         out = x.index_copy_(0, index, part) if owned else x.index_copy(0, index, part)
         return out, (frames if new_frames is part_frames else frames.merge(index, new_frames)), True
+
+
+class OwnedAugmentation(Augmentation):
+    """An augmentation implemented by :meth:`augment_owned`; :meth:`augment` is its non-owning call."""
+
+    def augment(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, Frames]:
+        return self.augment_owned(x, frames, generator, False)[:2]
+
+    @abstractmethod
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        """See :meth:`Augmentation.augment_owned`."""
+
+
+class SubsetAugmentation(OwnedAugmentation):
+    """An augmentation implemented by :meth:`augment_subset`; the whole batch is the subset of every sample."""
+
+    def augment_owned(
+        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        return self.augment_subset(x, frames, torch.arange(x.shape[0], device=x.device), generator, owned)
+
+    @abstractmethod
+    def augment_subset(
+        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool
+    ) -> tuple[torch.Tensor, Frames, bool]:
+        """See :meth:`Augmentation.augment_subset`."""
 
 
 @dataclass

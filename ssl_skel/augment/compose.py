@@ -12,6 +12,7 @@ from .base import (
     CoordMap,
     Frames,
     LinearAugmentation,
+    OwnedAugmentation,
     cached_arange,
     cached_eye,
     permute_joints,
@@ -43,7 +44,7 @@ class Identity(Augmentation):
         return x, frames
 
 
-class Compose(Augmentation):
+class Compose(OwnedAugmentation):
     """Apply ``transforms`` in order. Runs of consecutive linear maps (shear, rotations, mirror, scale, axis mask,
     also inside ``RandomApply``) are fused into one matrix per sample, together with at most one temporal resampling
     (shift crop, crop-resize, time flip) in the same run: the run costs one pass over the data. A diagonal map
@@ -59,11 +60,6 @@ class Compose(Augmentation):
     def __init__(self, transforms: Sequence[Augmentation]) -> None:
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
-
-    def augment(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
-        return self.augment_owned(x, frames, generator, False)[:2]
 
     def augment_owned(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
@@ -160,7 +156,7 @@ def _scaled_noise(
     return noise.augment_subset(x, frames, index, generator, owned, scale=scale, binary=binary)
 
 
-class RandomApply(Augmentation):
+class RandomApply(OwnedAugmentation):
     """Apply ``transform`` to each sample independently with probability ``p`` (only the chosen samples are
     computed; linear maps are blended with the identity instead).
 
@@ -189,11 +185,6 @@ class RandomApply(Augmentation):
         swap = None if inner.swap is None else inner.swap & applied
         return CoordMap(matrix, inner.diagonal, swap, inner.permutation)
 
-    def augment(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
-        return self.augment_owned(x, frames, generator, False)[:2]
-
     def augment_owned(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
     ) -> tuple[torch.Tensor, Frames, bool]:
@@ -206,7 +197,7 @@ class RandomApply(Augmentation):
         return self.transform.augment_subset(x, frames, index, generator, owned)
 
 
-class RandomChoice(Augmentation):
+class RandomChoice(OwnedAugmentation):
     """Apply exactly one of ``transforms`` to each sample, chosen with probabilities ``probs`` (uniform if omitted).
 
     Args:
@@ -226,11 +217,6 @@ class RandomChoice(Augmentation):
         """``(n,)`` int64 index of the transform applied to each sample."""
         edges = torch.tensor(self.probs, device=device).cumsum(0)[:-1].to(torch.float32)
         return torch.bucketize(torch.rand(n, generator=generator, device=device), edges, right=True)
-
-    def augment(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
-        return self.augment_owned(x, frames, generator, False)[:2]
 
     def augment_owned(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool

@@ -12,7 +12,16 @@ import torch
 from torch import nn
 
 from ..skeleton.layouts import Layout, get_layout
-from .base import Augmentation, Frames, param_dtype, random_subset, scratch, uniform
+from .base import (
+    Augmentation,
+    Frames,
+    OwnedAugmentation,
+    SubsetAugmentation,
+    param_dtype,
+    random_subset,
+    scratch,
+    uniform,
+)
 
 __all__ = ["BodyPartMask", "GaussianNoise", "JointCorruption", "JointMask", "standard_normal"]
 
@@ -64,7 +73,7 @@ def _register_value(module: nn.Module, value: float | torch.Tensor) -> None:
         module.value = float(value)
 
 
-class GaussianNoise(Augmentation):
+class GaussianNoise(SubsetAugmentation):
     """Add ``N(0, sigma^2)`` to the coordinates of present persons (the references also noise the zero padding).
 
     By default each sample is looked up from 16 random bits in a table of the inverse normal CDF (65,536 levels,
@@ -93,16 +102,6 @@ class GaussianNoise(Augmentation):
             dtype = param_dtype(like.dtype)
             return torch.randn(shape, generator=generator, device=like.device, dtype=dtype).to(like.dtype)
         return standard_normal(shape, self.table.to(device=like.device, dtype=like.dtype), generator, reuse=True)
-
-    def augment(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
-        return self.augment_owned(x, frames, generator, False)[:2]
-
-    def augment_owned(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
-    ) -> tuple[torch.Tensor, Frames, bool]:
-        return self.augment_subset(x, frames, torch.arange(x.shape[0], device=x.device), generator, owned)
 
     def augment_subset(
         self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool,
@@ -155,7 +154,7 @@ def _scale_noise(noise: torch.Tensor, scale: torch.Tensor, binary: bool = False)
     noise.view(k * c, -1).index_fill_(0, zero[:, 0] * c + zero[:, 1], 0)
 
 
-class JointMask(Augmentation):
+class JointMask(OwnedAugmentation):
     """Hide ``int(ratio * V)`` random joints per sample, frame and person, replacing their coordinates by ``value``.
 
     ``value`` may be a learnable ``nn.Parameter`` (a scalar or one per coordinate channel) owned by the method, as
@@ -189,11 +188,6 @@ class JointMask(Augmentation):
         hidden = torch.zeros(n, t, m, joints, dtype=torch.bool, device=present.device)
         hidden.scatter_(3, chosen, True)
         return hidden.transpose(2, 3) & present[:, :, None, :]
-
-    def augment(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
-        return self.augment_owned(x, frames, generator, False)[:2]
 
     def augment_owned(
         self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool

@@ -12,7 +12,7 @@ from abc import abstractmethod
 
 import torch
 
-from .base import Augmentation, Frames, cached_arange, param_dtype, remap, uniform
+from .base import Augmentation, Frames, SubsetAugmentation, cached_arange, param_dtype, remap, uniform
 
 __all__ = [
     "FrameAugmentation", "GaussianBlur", "TemporalCropResize", "TemporalShiftCrop", "TimeFlip", "gather_frames",
@@ -157,7 +157,7 @@ class TimeFlip(FrameAugmentation):
         return source[:, :, None], None, _gather_present(frames, source, keep)
 
 
-class GaussianBlur(Augmentation):
+class GaussianBlur(SubsetAugmentation):
     """Temporal gaussian filter per coordinate channel over the valid frames, ``sigma ~ U(*sigma)`` per sample.
 
     With ``normalize=True`` (default) each output frame is the kernel-weighted mean of the valid frames in its
@@ -217,16 +217,6 @@ class GaussianBlur(Augmentation):
             weight = weight / weight.sum(dim=2, keepdim=True).clamp(min=1e-12)
         weight = weight * (frame[:, None] < length)
         return source.clamp(0, frames - 1).expand_as(weight), weight
-
-    def augment(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, Frames]:
-        return self.augment_owned(x, frames, generator, False)[:2]
-
-    def augment_owned(
-        self, x: torch.Tensor, frames: Frames, generator: torch.Generator | None, owned: bool
-    ) -> tuple[torch.Tensor, Frames, bool]:
-        return self.augment_subset(x, frames, torch.arange(x.shape[0], device=x.device), generator, owned)
 
     def augment_subset(
         self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool
