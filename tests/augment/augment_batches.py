@@ -28,3 +28,15 @@ def make_batch(
 def zero_regions(x: torch.Tensor) -> list[torch.Tensor]:
     """The regions of a :func:`make_batch` batch that must stay exactly zero (after temporal ops that keep T)."""
     return [x[1, :, :, :, 1], x[2, :, 25:], x[3, :, 9:], x[4, :, 30:], x[4, :, :, :, 1]]
+
+
+def assert_fused_equals_steps(chain: list[torch.nn.Module], x: torch.Tensor, seed: int = 4) -> None:
+    """``Compose(chain)`` (which fuses what it can) equals applying the modules one by one with the same draws."""
+    from ssl_skel.augment import Compose
+
+    fused = Compose(chain)(x, torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    step = x
+    for module in chain:
+        step = module(step, generator)
+    torch.testing.assert_close(fused, step)

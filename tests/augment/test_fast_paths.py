@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from augment_batches import make_batch, zero_regions
+from augment_batches import assert_fused_equals_steps, make_batch, zero_regions
 
 from ssl_skel.augment import (
     POLICIES,
@@ -29,13 +29,7 @@ from ssl_skel.augment import (
 @pytest.mark.parametrize("crop", [TemporalShiftCrop(), TimeFlip(), TemporalCropResize(24, (0.5, 1.0), 8)])
 def test_resampling_fused_with_linear_maps_equals_step_by_step(crop: torch.nn.Module) -> None:
     x = make_batch(n=12, dtype=torch.float64)
-    chain = [Shear(0.5), crop, RandomApply(Mirror("ntu25"), 0.5), MainAxisRotate()]
-    fused = Compose(chain)(x, torch.Generator().manual_seed(4))
-    g = torch.Generator().manual_seed(4)
-    step = x
-    for module in chain:
-        step = module(step, g)
-    torch.testing.assert_close(fused, step)
+    assert_fused_equals_steps([Shear(0.5), crop, RandomApply(Mirror("ntu25"), 0.5), MainAxisRotate()], x)
 
 
 def test_banded_blur_equals_the_dense_filter_matrices() -> None:
