@@ -13,9 +13,23 @@ CONFIGS = sorted(p for p in Path("configs/pretrain").glob("*/*.yaml") if p.stem 
 DATASETS = {"ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku_mmd1_xsub", "nw_ucla", "synthetic"}
 
 
+EXTRA_CONFIGS = {"lac": {"pku_mmd1_untrimmed_xsub"}}
+
+
 def test_every_method_has_every_dataset():
-    for method in ("hiclr", "halp"):
-        assert {p.stem for p in CONFIGS if p.parent.name == method} == DATASETS
+    for method in ("hiclr", "halp", "lac_generator", "lac"):
+        assert {p.stem for p in CONFIGS if p.parent.name == method} == DATASETS | EXTRA_CONFIGS.get(method, set())
+
+
+def check_lac_generator(resolved: dict, cpu_sized: bool) -> None:
+    """The generator recipe of spec/methods.md (the CPU-sized variants shorten the schedule only)."""
+    init = resolved["model"]["init_args"]
+    assert (init["channels"], init["motion_dim"], init["dropout"], init["triplet_margin"]) == ([64, 96, 160], 128,
+                                                                                              0.2, 1.0)
+    assert init["optimizer"]["class_path"] == "torch.optim.Adam" and init["optimizer"]["init_args"]["lr"] == 0.001
+    assert resolved["data"]["batch_size"] == 64 and resolved["data"]["num_frames"] % 8 == 0
+    if not cpu_sized:
+        assert (resolved["trainer"]["max_epochs"], init["scheduler"]["init_args"]["gamma"]) == (300, 0.99)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -25,6 +39,9 @@ def test_config_resolves(config, capsys):
     assert exit_info.value.code == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
     init = resolved["model"]["init_args"]
+    if config.parent.name == "lac_generator":
+        check_lac_generator(resolved, cpu_sized=config.stem in ("nw_ucla", "synthetic"))
+        return
     assert init["temperature"] == 0.07 and init["momentum"] == 0.999
     batch = resolved["data"]["batch_size"]
     assert init["queue_size"] % batch == 0, "the queue size must be a multiple of the batch"
@@ -33,6 +50,8 @@ def test_config_resolves(config, capsys):
     elif config.parent.name == "hiclr":
         recipe = (init["queue_size"], init["mining_epoch"], batch, resolved["trainer"]["max_epochs"])
         assert recipe == (32768, 150, 128, 300)
+    elif config.parent.name == "lac":
+        assert (init["queue_size"], init["embedding_dim"], resolved["data"]["num_views"]) == (65536, 128, 1)
     else:
         assert (init["queue_size"], batch, resolved["trainer"]["max_epochs"]) == (16384, 64, 451)
 

@@ -5,5 +5,7 @@ from .base import PretrainMethod
 from .contrastive import MomentumContrast
 from .halp import HaLP
 from .hiclr import HiCLR
+from .lac import LAC
+from .lac_generator import LACGenerator
 
-__all__ = ["HaLP", "HiCLR", "MomentumContrast", "PretrainMethod"]
+__all__ = ["LAC", "HaLP", "HiCLR", "LACGenerator", "MomentumContrast", "PretrainMethod"]
