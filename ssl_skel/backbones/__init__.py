@@ -7,15 +7,17 @@ from torch import nn
 from .bigru import BiGRU
 from .gin import GINEncoder
 from .stgcn import STGCN
+from .strl import STRL
 from .transformer import SkeletonTransformer
 
-__all__ = ["BACKBONES", "STGCN", "BiGRU", "GINEncoder", "SkeletonTransformer", "build_backbone"]
+__all__ = ["BACKBONES", "STGCN", "STRL", "BiGRU", "GINEncoder", "SkeletonTransformer", "build_backbone"]
 
 BACKBONES: dict[str, type[nn.Module]] = {
     "stgcn": STGCN,
     "bigru": BiGRU,
     "transformer": SkeletonTransformer,
     "gin": GINEncoder,
+    "strl": STRL,
 }
 
 

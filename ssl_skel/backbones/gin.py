@@ -59,12 +59,16 @@ class GINEncoder(nn.Module):
         self.layers = nn.ModuleList(GINLayer(dim, dim) for _ in range(num_layers))
         self.feature_dim: int = dim
 
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Run the GIN layers on embedded graphs ``(B, V, dim) -> (B, V, dim)``."""
+        for layer in self.layers:
+            h = layer(h, self.adjacency)
+        return h
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, T, V, M) -> (N, M, T, V, dim)``."""
         n, _, t, _, m = x.shape
-        h = self.embed(rearrange(x, "n c t v m -> (n m t) v c"))
-        for layer in self.layers:
-            h = layer(h, self.adjacency)
+        h = self.encode(self.embed(rearrange(x, "n c t v m -> (n m t) v c")))
         return rearrange(h, "(n m t) v d -> n m t v d", n=n, m=m, t=t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
-"""Lightning callbacks: online kNN monitoring and skeleton media."""
+"""Lightning callbacks: online kNN monitoring and skeleton media (augmented views, masked reconstructions)."""
 
 from .knn_monitor import KNNMonitor, extract_features
-from .media import SkeletonViewLogger, render_skeletons
+from .media import ReconstructionLogger, SkeletonViewLogger, render_skeletons
 
-__all__ = ["KNNMonitor", "SkeletonViewLogger", "extract_features", "render_skeletons"]
+__all__ = ["KNNMonitor", "ReconstructionLogger", "SkeletonViewLogger", "extract_features", "render_skeletons"]

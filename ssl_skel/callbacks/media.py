@@ -1,4 +1,5 @@
-"""Skeleton images for a person to look at: augmented views of a pretraining run, rendered with matplotlib."""
+"""Skeleton images for a person to look at: augmented views and masked reconstructions of a pretraining run,
+rendered with matplotlib."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from ..skeleton.layouts import Layout, get_layout
 
-__all__ = ["SkeletonViewLogger", "render_skeletons"]
+__all__ = ["ReconstructionLogger", "SkeletonViewLogger", "render_skeletons", "save_figure"]
 
 PERSON_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange")
 
@@ -57,6 +59,18 @@ def render_skeletons(
     return fig
 
 
+def save_figure(trainer: L.Trainer, fig: Figure, name: str, key: str) -> Path:
+    """Save ``fig`` to ``<log dir>/media/<name>.png`` and log it as image ``key`` to every logger that takes
+    images (W&B); returns the path."""
+    path = Path(trainer.log_dir or trainer.default_root_dir) / "media" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image"):
+            logger.log_image(key, images=[str(path)], step=trainer.global_step)
+    return path
+
+
 class SkeletonViewLogger(L.Callback):
     """Save (and log to W&B when it is the logger) the augmented views of a few training samples.
 
@@ -90,11 +104,61 @@ class SkeletonViewLogger(L.Callback):
             clips, datamodule.layout, [f"label {y}" for y in labels], [f"view {j + 1}" for j in range(len(views))],
             self.frames,
         )
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "media" / f"views_epoch{trainer.current_epoch}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):
-                logger.log_image("media/augmented_views", images=[str(path)], step=trainer.global_step)
+        save_figure(trainer, fig, f"views_epoch{trainer.current_epoch}", "media/augmented_views")
 
 
+class ReconstructionLogger(L.Callback):
+    """Save (and log to W&B when it is the logger) a masked method's reconstructions of a few training samples.
+
+    The first ``num_samples`` samples of the first training batch's view are kept; at the end of epoch 0, of every
+    ``every_n_epochs``-th epoch and of the last one, the module's ``reconstruct(x, generator)`` (eval mode, no
+    gradient, masks drawn from a generator seeded with ``seed``, so every rendering uses the same masks and the
+    training randomness is untouched) gives named clips, drawn side by side to
+    ``<log dir>/media/reconstruction_epoch{E}.png`` and logged as ``media/reconstruction``.
+
+    Args:
+        num_samples: samples (rows) drawn.
+        frames: frames drawn per clip.
+        every_n_epochs: epochs between renderings.
+        seed: seed of the masks.
+    """
+
+    def __init__(self, num_samples: int = 3, frames: int = 4, every_n_epochs: int = 10, seed: int = 0) -> None:
+        self.num_samples = num_samples
+        self.frames = frames
+        self.every_n_epochs = every_n_epochs
+        self.seed = seed
+        self.samples: tuple[torch.Tensor, list[int]] | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not callable(getattr(pl_module, "reconstruct", None)):
+            raise TypeError(
+                f"ReconstructionLogger needs a masked method with reconstruct(); got {type(pl_module).__name__}"
+            )
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch
+        return epoch % self.every_n_epochs == 0 or epoch == (trainer.max_epochs or 0) - 1
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == 0 and trainer.is_global_zero and self._due(trainer):
+            n = self.num_samples
+            self.samples = (batch["views"][0][:n].detach().clone(), batch["label"][:n].tolist())
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.samples is None or trainer.datamodule is None:
+            return
+        x, labels = self.samples
+        self.samples = None
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            clips = pl_module.reconstruct(x, torch.Generator(device=x.device).manual_seed(self.seed))
+        finally:
+            pl_module.train(was_training)
+        names = list(clips)
+        rows = [[clips[k][i].float().cpu().numpy() for k in names] for i in range(x.shape[0])]
+        fig = render_skeletons(rows, trainer.datamodule.layout, [f"label {y}" for y in labels], names, self.frames)
+        save_figure(trainer, fig, f"reconstruction_epoch{trainer.current_epoch}", "media/reconstruction")

@@ -1,5 +1,5 @@
 """Pretraining methods (LightningModules) and their building blocks (MoCo queue and momentum encoder,
-contrastive losses, HaLP positives)."""
+contrastive losses, HaLP positives, learning-rate schedules)."""
 
 from .base import PretrainMethod
 from .contrastive import MomentumContrast
@@ -7,5 +7,11 @@ from .halp import HaLP
 from .hiclr import HiCLR
 from .lac import LAC
 from .lac_generator import LACGenerator
+from .mamp import MAMP
+from .schedulers import WarmupCosineLR
+from .skeleton_mae import SkeletonMAE
 
-__all__ = ["LAC", "HaLP", "HiCLR", "LACGenerator", "MomentumContrast", "PretrainMethod"]
+__all__ = [
+    "LAC", "MAMP", "HaLP", "HiCLR", "LACGenerator", "MomentumContrast", "PretrainMethod", "SkeletonMAE",
+    "WarmupCosineLR",
+]

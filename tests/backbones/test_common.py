@@ -13,6 +13,7 @@ SMALL: dict[str, dict[str, object]] = {  # small configurations that keep the te
     "bigru": {"hidden": 8, "num_layers": 2},
     "transformer": {"dim": 16, "depth": 2, "heads": 2, "max_frames": 16},
     "gin": {"dim": 16, "num_layers": 2},
+    "strl": {"dim": 8, "num_layers": 2, "max_frames": 16},
 }
 LAYOUTS = ["ntu25", "nw_ucla20", "coco17", "openpose18"]
 
