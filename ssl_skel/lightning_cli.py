@@ -10,11 +10,16 @@
 - ``wandb/``: the W&B run (offline without credentials; ``wandb sync`` uploads it).
 
 ``--trainer.logger lightning.pytorch.loggers.CSVLogger`` (or ``TensorBoardLogger``) switches the tracker.
+
+:class:`RunDirCLI` holds these run-directory conventions for every training subcommand (the downstream commands
+in :mod:`ssl_skel.downstream.run` build on it too).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +27,56 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import Logger
 
 from .callbacks import SkeletonViewLogger
 from .data.datamodule import SkeletonDataModule
 from .methods import PretrainMethod
+from .tracking import finish_wandb
 
-__all__ = ["PretrainCLI", "run_pretrain"]
+__all__ = ["PretrainCLI", "RunDirCLI", "explicit_arguments", "log_config", "run_pretrain"]
 
 WANDB_LOGGER = "ssl_skel.tracking.WandbLogger"
+
+
+def log_config(loggers: Iterable[Logger], config: Namespace) -> None:
+    """Log the resolved ``config`` to every experiment tracker in ``loggers``."""
+    for logger in loggers:
+        logger.log_hyperparams({"config": config.as_dict()})
 
 
 class ConfigToRunDir(SaveConfigCallback):
     """Save the resolved config next to the checkpoints and log it to the experiment trackers."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        config = self.config.as_dict()
-        for logger in trainer.loggers:
-            logger.log_hyperparams({"config": config})
+        log_config(trainer.loggers, self.config)
 
 
-class PretrainCLI(LightningCLI):
-    """LightningCLI with the run directory conventions of the module docstring."""
+@contextmanager
+def explicit_arguments() -> Iterator[None]:
+    """Empty ``sys.argv`` (but the program name) while a CLI parses arguments given explicitly.
+
+    LightningCLI warns when ``sys.argv`` holds arguments it was not given.
+    """
+    program, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = program
+
+
+class RunDirCLI(LightningCLI):
+    """LightningCLI with the run directory conventions of the module docstring.
+
+    The run directory is ``trainer.default_root_dir`` (``default_root`` when unset); the W&B logger writes into
+    it and is named after its last two parts (``runs/hiclr/ntu60_xsub`` -> ``hiclr-ntu60_xsub``).
+    """
+
+    default_root = "runs"
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        root = config.trainer.default_root_dir or "runs/pretrain"
+        root = config.trainer.default_root_dir or self.default_root
         config.trainer.default_root_dir = root
         logger = config.trainer.logger
         if isinstance(logger, Namespace) and logger.get("class_path") == WANDB_LOGGER:
@@ -54,7 +84,7 @@ class PretrainCLI(LightningCLI):
             if init.get("save_dir") in (None, "."):
                 init.save_dir = root
             if init.get("name") is None:
-                init.name = Path(root).name
+                init.name = "-".join(Path(root).parts[-2:])
             logger.init_args = init
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -68,13 +98,20 @@ class PretrainCLI(LightningCLI):
         return trainer
 
 
+class PretrainCLI(RunDirCLI):
+    """The ``ssl-skel pretrain`` CLI: ``Trainer.fit`` of a pretraining method, runs in ``runs/pretrain`` by default."""
+
+    default_root = "runs/pretrain"
+
+
 def run_pretrain(argv: list[str]) -> int:
-    """``ssl-skel pretrain ...``: ``Trainer.fit`` with ``argv`` as the fit arguments; returns the exit code."""
-    program, sys.argv = sys.argv, sys.argv[:1]  # the arguments are given explicitly (LightningCLI warns otherwise)
-    try:
-        _pretrain_cli(argv)
-    finally:
-        sys.argv = program
+    """``ssl-skel pretrain ...``: ``Trainer.fit`` with ``argv`` as the fit arguments; returns the exit code.
+
+    The run's W&B run is closed at the end, so that a following run in the same process starts its own.
+    """
+    with explicit_arguments():
+        cli = _pretrain_cli(argv)
+    finish_wandb(cli.trainer.loggers)
     return 0
 
 

@@ -3,18 +3,21 @@
 :class:`WandbLogger` is Lightning's logger that switches to offline mode by itself when there is no way to reach
 the service: no ``WANDB_API_KEY`` and no stored login (``~/.netrc`` entry for the W&B host), or ``WANDB_MODE``
 set to ``offline``/``disabled``. An offline run keeps everything in its local run directory; ``wandb sync DIR``
-uploads it later.
+uploads it later. :func:`finish_wandb` closes a finished run's W&B run, so that the next run in the same process
+(a quickstart, a seed loop) gets its own instead of reusing it.
 """
 
 from __future__ import annotations
 
 import netrc
 import os
+from collections.abc import Iterable
 from typing import Any
 
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
-__all__ = ["WandbLogger", "wandb_credentials_available"]
+__all__ = ["WandbLogger", "finish_wandb", "wandb_credentials_available"]
 
 
 def wandb_credentials_available() -> bool:
@@ -55,3 +58,10 @@ class WandbLogger(_LightningWandbLogger):
         os.makedirs(save_dir, exist_ok=True)
         kwargs.setdefault("settings", {"silent": True, "init_timeout": 60})
         super().__init__(project=project, name=name, save_dir=save_dir, offline=offline, log_model=log_model, **kwargs)
+
+
+def finish_wandb(loggers: Iterable[Logger]) -> None:
+    """Finish the W&B runs that ``loggers`` started (no-op for other loggers and runs never started)."""
+    for logger in loggers:
+        if isinstance(logger, _LightningWandbLogger) and logger._experiment is not None:
+            logger._experiment.finish()

@@ -1,4 +1,5 @@
-"""Shared fixtures: where the recorded data sets are, and a skip with the reason when they are absent."""
+"""Shared fixtures: where the recorded data sets are (and a skip with the reason when they are absent), and a
+tiny prepared store for end-to-end runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+
+from ssl_skel.data.prepare import prepare
+from ssl_skel.data.source import get_source
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +29,12 @@ def real_data() -> Path:
     if root is None:
         pytest.skip("recorded data not found: set SSL_SKEL_DATA_ROOT or place it at ../shared/data")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> Path:
+    """48 synthetic clips (ntu25, two persons, 12 classes, 20 to 30 frames) split by subject (24 / 24)."""
+    options = {"num_samples": 48, "num_subjects": 4, "min_frames": 20, "max_frames": 30}
+    out = tmp_path_factory.mktemp("tiny") / "store"
+    prepare(get_source("synthetic", **options), None, out, source_options=options, progress=False)
+    return out

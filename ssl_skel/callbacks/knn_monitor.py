@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -16,20 +16,26 @@ __all__ = ["KNNMonitor", "extract_features"]
 
 
 @torch.no_grad()
-def extract_features(module: L.LightningModule, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    module: L.LightningModule,
+    loader: DataLoader,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled backbone features ``(N, D)`` and labels ``(N,)`` of every batch of ``loader``, backbone in eval mode.
 
-    Batches go through the module's feature-stream conversion (``to_stream``) but no augmentation; the backbone's
-    train/eval mode is restored afterwards.
+    Batches ``x (N, C, T, V, M)`` go through ``transform`` (default: the module's feature-stream conversion
+    ``to_stream``, when it has one) but no augmentation; the backbone's train/eval mode is restored afterwards.
     """
     backbone = module.backbone
+    if transform is None and hasattr(module, "to_stream"):
+        transform = module.to_stream
     was_training = backbone.training
     backbone.eval()
     features, labels = [], []
     try:
         for batch in loader:
             x = batch["x"].to(module.device, non_blocking=True)
-            x = module.to_stream(x) if hasattr(module, "to_stream") else x
+            x = transform(x) if transform is not None else x
             features.append(backbone(x).float())
             labels.append(batch["label"].to(module.device))
     finally:

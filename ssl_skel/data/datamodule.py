@@ -36,7 +36,9 @@ from .source import get_source
 from .store import MANIFEST, SkeletonStore
 from .temporal import center_sample, crop_resize
 
-__all__ = ["EpochSampler", "SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset"]
+__all__ = [
+    "EpochSampler", "SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset", "trainer_stream",
+]
 
 BAD_SAMPLE_POLICIES = ("skip", "raise")
 
@@ -214,6 +216,8 @@ class SkeletonDataModule(L.LightningDataModule):
         stream: feature stream the model consumes (applied on the batch, see :meth:`apply_stream`).
         train_crop: training crop ratio range of the valid frames.
         min_crop_frames: minimum training crop length in frames.
+        random_crop: random crop-resize of the training clips; ``False`` samples them like evaluation clips
+            (centre crop, no randomness at all: the linear probe), still in a shuffled order.
         test_crop: evaluation centre-crop ratio.
         label_fraction: fraction of labelled training samples kept (class-balanced) for the train loaders.
         label_seed: seed of that subset.
@@ -242,6 +246,7 @@ class SkeletonDataModule(L.LightningDataModule):
         stream: str = "joint",
         train_crop: tuple[float, float] = (0.5, 1.0),
         min_crop_frames: int = 1,
+        random_crop: bool = True,
         test_crop: float = 0.95,
         label_fraction: float = 1.0,
         label_seed: int = 0,
@@ -276,6 +281,7 @@ class SkeletonDataModule(L.LightningDataModule):
         self.stream = stream
         self.train_crop = tuple(train_crop)
         self.min_crop_frames = min_crop_frames
+        self.random_crop = random_crop
         self.test_crop = test_crop
         self.label_fraction = label_fraction
         self.label_seed = label_seed
@@ -420,9 +426,9 @@ class SkeletonDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled, random crop-resize, ``num_views`` views, the labelled subset."""
+        """Shuffled, random crop-resize (unless ``random_crop`` is off), ``num_views`` views, the labelled subset."""
         self.setup()
-        dataset = self._dataset(self.train_indices, True)
+        dataset = self._dataset(self.train_indices, self.random_crop)
         if self.train_seed is None:
             # drawn once per data module from torch's global RNG: ``seed_everything`` makes it reproducible
             self.train_seed = int(torch.randint(0, 2**31, ()).item())
@@ -441,3 +447,9 @@ class SkeletonDataModule(L.LightningDataModule):
         """The (labelled) training set in order with centre sampling and no augmentation, e.g. for kNN banks."""
         self.setup()
         return self._loader(self._dataset(self.train_indices, False), self.eval_batch_size, False)
+
+
+def trainer_stream(trainer: L.Trainer | None, x: torch.Tensor) -> torch.Tensor:
+    """Joint batch ``x (N, C, T, V, M)`` -> the feature stream of ``trainer``'s data module (identity without one)."""
+    datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+    return datamodule.apply_stream(x) if hasattr(datamodule, "apply_stream") else x

@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ..augment import MultiView
+from ..data.datamodule import trainer_stream
 
 __all__ = ["PretrainMethod", "PretrainOutput"]
 
@@ -71,8 +72,7 @@ class PretrainMethod(L.LightningModule):
 
     def to_stream(self, x: torch.Tensor) -> torch.Tensor:
         """Joint coordinates -> the data module's feature stream (identity without a data module)."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        return datamodule.apply_stream(x) if hasattr(datamodule, "apply_stream") else x
+        return trainer_stream(self._trainer, x)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Training: ``batch["views"]`` = the method's augmented views (on the device), as feature streams.
