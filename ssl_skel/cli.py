@@ -1,7 +1,8 @@
 """The ``ssl-skel`` command: ``ssl-skel <subcommand> [args...]``.
 
 Subcommands are registered in :data:`SUBCOMMANDS` (name -> help line and a function taking the remaining
-arguments and returning an exit code), so training subcommands can be added next to ``prepare``.
+arguments and returning an exit code): ``prepare``, ``pretrain`` (:mod:`ssl_skel.lightning_cli`) and the downstream
+evaluations ``linear``, ``knn``, ``finetune``, ``semi`` (:mod:`ssl_skel.downstream.run`).
 
 ``ssl-skel prepare DATASET --raw DIR --out DIR [--workers N] [--max-bad-fraction F] [--overwrite] [--quiet]
 [--<source option> VALUE ...]`` prepares a raw data set into a store. Further ``--name value`` pairs are passed
@@ -131,10 +132,31 @@ def _pretrain(argv: list[str]) -> int:
     return run_pretrain(argv)
 
 
+def _downstream(command: str) -> Callable[[list[str]], int]:
+    """The exit-code wrapper of downstream ``command`` (:mod:`ssl_skel.downstream.run`)."""
+
+    def run(argv: list[str]) -> int:
+        from .downstream import run as downstream
+        from .downstream.checkpoint import CheckpointError
+
+        try:
+            getattr(downstream, f"run_{command}")(argv)
+        except (CheckpointError, FileNotFoundError) as err:
+            print(f"ssl-skel {command}: error: {err}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run
+
+
 #: subcommand name -> what it does and how to run it.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "prepare": Subcommand("prepare a raw data set into a store", _prepare),
     "pretrain": Subcommand("self-supervised pretraining (LightningCLI: -c CONFIG, --print_config)", _pretrain),
+    "linear": Subcommand("linear probe of a frozen backbone (--model.pretrained CKPT)", _downstream("linear")),
+    "knn": Subcommand("kNN accuracy of a backbone's features (k = 1, 10, 20)", _downstream("knn")),
+    "finetune": Subcommand("fine-tune a backbone with a linear head", _downstream("finetune")),
+    "semi": Subcommand("fine-tune on 1% / 10% of the labels, several seeds", _downstream("semi")),
 }
 
 

@@ -1,6 +1,17 @@
-"""Lightning callbacks: online kNN monitoring and skeleton media (augmented views, masked reconstructions)."""
+"""Lightning callbacks: online kNN monitoring and media (augmented views, masked reconstructions, confusion
+matrices and embeddings of evaluations)."""
 
 from .knn_monitor import KNNMonitor, extract_features
-from .media import ReconstructionLogger, SkeletonViewLogger, render_skeletons
+from .media import (
+    ReconstructionLogger,
+    SkeletonViewLogger,
+    pca_2d,
+    render_confusion_matrix,
+    render_embedding,
+    render_skeletons,
+)
 
-__all__ = ["KNNMonitor", "ReconstructionLogger", "SkeletonViewLogger", "extract_features", "render_skeletons"]
+__all__ = [
+    "KNNMonitor", "ReconstructionLogger", "SkeletonViewLogger", "extract_features", "pca_2d",
+    "render_confusion_matrix", "render_embedding", "render_skeletons",
+]

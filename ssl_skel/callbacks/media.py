@@ -1,5 +1,5 @@
-"""Skeleton images for a person to look at: augmented views and masked reconstructions of a pretraining run,
-rendered with matplotlib."""
+"""Images for a person to look at, rendered with matplotlib's Figure API: augmented views and masked
+reconstructions of a pretraining run; the confusion matrix and a 2-D embedding of an evaluation's test set."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from ..skeleton.layouts import Layout, get_layout
 
-__all__ = ["ReconstructionLogger", "SkeletonViewLogger", "render_skeletons", "save_figure"]
+__all__ = [
+    "ReconstructionLogger", "SkeletonViewLogger", "pca_2d", "render_confusion_matrix", "render_embedding",
+    "render_skeletons", "save_figure",
+]
 
 PERSON_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange")
 
@@ -59,16 +63,84 @@ def render_skeletons(
     return fig
 
 
-def save_figure(trainer: L.Trainer, fig: Figure, name: str, key: str) -> Path:
-    """Save ``fig`` to ``<log dir>/media/<name>.png`` and log it as image ``key`` to every logger that takes
-    images (W&B); returns the path."""
-    path = Path(trainer.log_dir or trainer.default_root_dir) / "media" / f"{name}.png"
+def save_figure(trainer: L.Trainer, fig: Figure, name: str, key: str, directory: str | Path | None = None) -> Path:
+    """Save ``fig`` to ``<directory>/<name>.png`` (default directory: ``<log dir>/media``) and log it as image
+    ``key`` to every logger of ``trainer`` that takes images (W&B); returns the path."""
+    media = Path(trainer.log_dir or trainer.default_root_dir) / "media" if directory is None else Path(directory)
+    path = media / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):
             logger.log_image(key, images=[str(path)], step=trainer.global_step)
     return path
+
+
+def render_confusion_matrix(matrix: np.ndarray, title: str) -> Figure:
+    """The row-normalised confusion matrix ``(C, C)`` (rows: true class, columns: predicted class) as an image.
+
+    Rows without samples stay zero; the colour bar is the fraction of the row's samples.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    classes = matrix.shape[0]
+    size = min(14.0, 3.0 + 0.18 * classes)
+    fig = Figure(figsize=(size + 1.0, size))
+    ax = fig.subplots()
+    image = ax.imshow(normalised, vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    step = max(1, classes // 30)
+    ticks = np.arange(0, classes, step)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def pca_2d(features: np.ndarray) -> np.ndarray:
+    """The first two principal components ``(N, 2)`` of ``features (N, D)`` (zeros where D or N is too small)."""
+    x = np.asarray(features, dtype=np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    out = np.zeros((x.shape[0], 2))
+    k = min(2, vt.shape[0])
+    out[:, :k] = x @ vt[:k].T
+    return out
+
+
+def render_embedding(features: np.ndarray, labels: np.ndarray, title: str, max_points: int = 5000) -> Figure:
+    """Scatter plot of the PCA projection of ``features (N, D)`` coloured by ``labels (N,)``.
+
+    Up to 20 classes get one distinct colour each and a legend, more a continuous colour map. At most
+    ``max_points`` samples are drawn (a fixed random subset, the same for the same N).
+    """
+    features, labels = np.asarray(features), np.asarray(labels)
+    if len(features) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(features), max_points, replace=False))
+        features, labels = features[keep], labels[keep]
+    xy = pca_2d(features)
+    fig = Figure(figsize=(6.5, 6.0))
+    ax = fig.subplots()
+    classes = np.unique(labels)
+    if len(classes) <= 20:
+        colours = matplotlib.colormaps["tab20"]
+        for i, c in enumerate(classes):
+            chosen = labels == c
+            ax.scatter(xy[chosen, 0], xy[chosen, 1], s=6, color=colours(i), label=str(c))
+        ax.legend(title="class", fontsize=6, title_fontsize=7, markerscale=2, loc="best", ncols=2)
+    else:
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="turbo", s=6)
+        fig.colorbar(points, ax=ax, fraction=0.046, pad=0.04, label="class")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 class SkeletonViewLogger(L.Callback):

@@ -1,0 +1,98 @@
+"""Loading a pretrained backbone from a checkpoint, safely and strictly.
+
+Any pretraining checkpoint works: a Lightning checkpoint of a :class:`~ssl_skel.methods.PretrainMethod` subclass
+(or of the downstream module) holds the encoder under ``backbone.*`` in its ``state_dict``. The file is read with
+``torch.load(..., weights_only=True)``, which rebuilds tensors and plain containers only: a file holding other
+objects (a pickle that would run code when loaded) is refused before anything in it runs. Keys must match the
+configured backbone exactly; a mismatch names the file and lists the missing, unexpected and mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["CheckpointError", "load_pretrained_backbone", "read_backbone_state"]
+
+PREFIX = "backbone."
+MAX_LISTED = 20
+
+
+class CheckpointError(ValueError):
+    """A pretrained checkpoint that cannot be used: unreadable, unsafe, or not matching the backbone."""
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = "\n".join(f"    {item}" for item in items[:MAX_LISTED])
+    more = f"\n    ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return f"  {title} ({len(items)}):\n{shown}{more}"
+
+
+def _load_failure(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line."""
+    detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if str(err).strip() else ""
+    if "Unsupported global" in detail:
+        detail = detail.split(" was not an allowed global")[0]
+        return (
+            "refused: the file holds objects other than tensors and plain containers, which could run code when "
+            f"loaded; it is read with torch.load(weights_only=True) only ({detail})"
+        )
+    return f"not a readable PyTorch checkpoint ({type(err).__name__}: {detail or err!r})"
+
+
+def read_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The backbone's tensors of checkpoint ``path``, keys without the ``backbone.`` prefix, on the CPU.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        CheckpointError: the file is not a readable checkpoint, holds objects other than weights, or has no
+            ``backbone.*`` keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # whatever torch.load raises, the file is of no use
+        raise CheckpointError(f"{path}: {_load_failure(err)}") from None
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: not a checkpoint with a state_dict (found {type(checkpoint).__name__})")
+    backbone = {k[len(PREFIX) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(PREFIX)}
+    if not backbone:
+        prefixes = sorted({str(k).split(".")[0] for k in state})
+        raise CheckpointError(f"{path}: no backbone weights ('backbone.*' keys); its state_dict has {prefixes}")
+    return backbone
+
+
+def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> None:
+    """Load the weights of checkpoint ``path`` into ``backbone`` with strict key and shape matching.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        CheckpointError: see :func:`read_backbone_state`; or the keys or shapes differ from ``backbone``'s (the
+            message lists them).
+    """
+    state = read_backbone_state(path)
+    expected = backbone.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    mismatched = [
+        f"{key}: checkpoint {tuple(state[key].shape)}, model {tuple(expected[key].shape)}"
+        for key in sorted(expected.keys() & state.keys())
+        if state[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = [
+            _listing(title, items)
+            for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shapes", mismatched))
+            if items
+        ]
+        raise CheckpointError(
+            f"{path}: the backbone weights do not match the configured {type(backbone).__name__} (is it the "
+            "backbone, width and layout the checkpoint was pretrained with?)\n" + "\n".join(parts)
+        )
+    backbone.load_state_dict(state, strict=True)
