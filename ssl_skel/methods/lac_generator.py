@@ -182,32 +182,33 @@ class CompositionGenerator(nn.Module):
         """``(L, L)`` orthonormal latent directions (columns): the first ``motion_dim`` motion, the rest static."""
         return torch.linalg.qr(self.decomposition).Q
 
-    def encode(self, rep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, rep: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, V * C, T)`` -> motion magnitudes ``(B, motion_dim, T / 8)`` and static magnitudes
-        ``(B, L - motion_dim)``."""
+        ``(B, L - motion_dim)`` along ``directions`` (:meth:`directions`, computed once per forward)."""
         latent = self.encoder(rep)
-        q = self.directions()
-        motion = torch.einsum("blt,lk->bkt", latent, q[:, : self.motion_dim])
-        return motion, latent.mean(dim=2) @ q[:, self.motion_dim :]
+        motion = torch.einsum("blt,lk->bkt", latent, directions[:, : self.motion_dim])
+        return motion, latent.mean(dim=2) @ directions[:, self.motion_dim :]
 
-    def decode(self, motion: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
+    def decode(self, motion: torch.Tensor, static: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         """Magnitudes ``(B, motion_dim, T / 8)`` and ``(B, L - motion_dim)`` -> representation ``(B, V * C, T)``."""
-        q = self.directions()
-        latent = torch.einsum("lk,bkt->blt", q[:, : self.motion_dim], motion)
-        return self.decoder(latent + (static @ q[:, self.motion_dim :].t())[:, :, None])
+        latent = torch.einsum("lk,bkt->blt", directions[:, : self.motion_dim], motion)
+        return self.decoder(latent + (static @ directions[:, self.motion_dim :].t())[:, :, None])
 
-    def composed_codes(self, x: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def composed_codes(
+        self, x: torch.Tensor, other: torch.Tensor, directions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes of the composition of ``x`` and ``other`` (both ``(N, C, T, V, M)``): the average of their motion
         magnitudes (``x``'s own for persons absent from ``other``) and the static magnitudes of ``x``."""
-        motion, static = self.encode(self.to_representation(x))
-        other_motion, _ = self.encode(self.to_representation(other))
+        motion, static = self.encode(self.to_representation(torch.cat([x, other])), directions)
+        motion, other_motion = motion.chunk(2)
         other_present = rearrange(presence(other).any(dim=1), "n m -> (n m)")[:, None, None]
-        return torch.where(other_present, (motion + other_motion) / 2, motion), static
+        return torch.where(other_present, (motion + other_motion) / 2, motion), static.chunk(2)[0]
 
     def compose(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """A new sequence ``(N, C, T, V, M)`` decoded from :meth:`composed_codes`, with the root start and the
         presence of ``x``."""
-        return self.from_representation(self.decode(*self.composed_codes(x, other)), x)
+        directions = self.directions()
+        return self.from_representation(self.decode(*self.composed_codes(x, other, directions), directions), x)
 
     def pool(self, motion: torch.Tensor, static: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Codes of ``N * M`` person sequences and ``present (N, M)`` -> features ``(N, L)`` averaged over present
@@ -219,7 +220,7 @@ class CompositionGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, T, V, M) -> (N, L)`` pooled codes (see the class docstring)."""
-        motion, static = self.encode(self.to_representation(x))
+        motion, static = self.encode(self.to_representation(x), self.directions())
         return self.pool(motion, static, presence(x).any(dim=1))
 
 
@@ -290,22 +291,19 @@ class LACGenerator(PretrainMethod):
         """Store the generator's architecture so that stage 2 can rebuild it from the checkpoint alone."""
         checkpoint["lac_generator"] = dict(self.backbone.config)
 
-    def characters(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def characters(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Random characters for the ``N`` clips of ``x``: bone lengths ``(N, V)`` (the batch's mean length of
-        every bone times a scale from ``bone_scale``, symmetric left/right) and view angles ``(N,)`` in radians."""
+        every bone times a scale from ``bone_scale``, symmetric left/right) and view angles ``(N,)`` in radians, from
+        torch's global RNG (seeded per step)."""
         joints = x[:, : self.backbone.coords]
         lengths = (joints - joints.index_select(3, self.backbone.parents)).norm(dim=1)  # (N, T, V, M)
         present = presence(x)[:, :, None, :].to(x.dtype)
         mean = (lengths * present).sum(dim=(0, 1, 3)) / present.sum().clamp_min(1)  # (V,)
         n, v = x.shape[0], x.shape[3]
         low, high = self.bone_scale
-        scale = low + (high - low) * torch.rand(n, v, generator=generator, device=x.device, dtype=x.dtype)
+        scale = low + (high - low) * torch.rand(n, v, device=x.device, dtype=x.dtype)
         scale = (scale + scale[:, self.mirror]) / 2
-        angles = (torch.rand(n, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * math.radians(
-            self.max_view_angle
-        )
+        angles = (torch.rand(n, device=x.device, dtype=x.dtype) * 2 - 1) * math.radians(self.max_view_angle)
         return mean * scale, angles
 
     def render(self, x: torch.Tensor, character: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -320,10 +318,11 @@ class LACGenerator(PretrainMethod):
         renders = [self.render(x, a), self.render(partner, b), self.render(x, b), self.render(partner, a)]
         net = self.backbone
         targets = net.to_representation(torch.cat(renders))
-        motion, static = net.encode(targets)
+        directions = net.directions()
+        motion, static = net.encode(targets, directions)
         m1, m2, m12, m21 = motion.chunk(4)
         s1, s2, s12, s21 = static.chunk(4)
-        outputs = net.decode(torch.cat([m1, m2, m1, m2]), torch.cat([s1, s2, s2, s1]))
+        outputs = net.decode(torch.cat([m1, m2, m1, m2]), torch.cat([s1, s2, s2, s1]), directions)
         # person sequences present in both clips of a pair (the second person of one-person clips is left out)
         keep = rearrange(presence(x).any(dim=1) & presence(partner).any(dim=1), "n m -> (n m)")
         rec = [F.mse_loss(out[keep], target[keep]) for out, target in zip(outputs.chunk(4), targets.chunk(4),
