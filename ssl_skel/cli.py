@@ -132,6 +132,12 @@ def _pretrain(argv: list[str]) -> int:
     return run_pretrain(argv)
 
 
+def _quickstart(argv: list[str]) -> int:
+    from .quickstart import main as quickstart
+
+    return quickstart(argv)
+
+
 def _downstream(command: str) -> Callable[[list[str]], int]:
     """The exit-code wrapper of downstream ``command`` (:mod:`ssl_skel.downstream.run`)."""
 
@@ -157,6 +163,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "knn": Subcommand("kNN accuracy of a backbone's features (k = 1, 10, 20)", _downstream("knn")),
     "finetune": Subcommand("fine-tune a backbone with a linear head", _downstream("finetune")),
     "semi": Subcommand("fine-tune on 1% / 10% of the labels, several seeds", _downstream("semi")),
+    "quickstart": Subcommand("pretrain on the synthetic data set, compare with a random encoder", _quickstart),
 }
 
 
