@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
+from downstream_configs import tiny_config
 
 from ssl_skel.cli import main
 from ssl_skel.downstream import run_linear
