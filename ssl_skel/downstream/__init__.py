@@ -10,10 +10,9 @@ from .checkpoint import CheckpointError, load_pretrained_backbone, read_backbone
 from .features import FeatureDataset, feature_loaders, split_features
 from .module import PROTOCOLS, DownstreamModule, MeanClassAccuracy, TestResult, classification_metrics
 from .run import COMMANDS, EvalCLI, run_finetune, run_knn, run_linear, run_semi
-from .schedule import WarmupMultiStepLR
 
 __all__ = [
     "COMMANDS", "PROTOCOLS", "CheckpointError", "DownstreamModule", "EvalCLI", "FeatureDataset", "MeanClassAccuracy",
-    "TestResult", "WarmupMultiStepLR", "classification_metrics", "feature_loaders", "load_pretrained_backbone",
+    "TestResult", "classification_metrics", "feature_loaders", "load_pretrained_backbone",
     "read_backbone_state", "run_finetune", "run_knn", "run_linear", "run_semi", "split_features",
 ]

@@ -8,10 +8,10 @@ from .hiclr import HiCLR
 from .lac import LAC
 from .lac_generator import LACGenerator
 from .mamp import MAMP
-from .schedulers import WarmupCosineLR
+from .schedulers import WarmupCosineLR, WarmupMultiStepLR
 from .skeleton_mae import SkeletonMAE
 
 __all__ = [
     "LAC", "MAMP", "HaLP", "HiCLR", "LACGenerator", "MomentumContrast", "PretrainMethod", "SkeletonMAE",
-    "WarmupCosineLR",
+    "WarmupCosineLR", "WarmupMultiStepLR",
 ]

@@ -8,7 +8,8 @@ import torch
 
 from ssl_skel.backbones import STGCN
 from ssl_skel.data.datamodule import SkeletonDataModule
-from ssl_skel.downstream import DownstreamModule, WarmupMultiStepLR, classification_metrics
+from ssl_skel.downstream import DownstreamModule, classification_metrics
+from ssl_skel.methods import WarmupMultiStepLR
 
 
 def _fit(module: DownstreamModule, store, root, spy: L.Callback | None = None) -> None:
