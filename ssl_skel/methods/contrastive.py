@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,11 @@ class MomentumContrast(PretrainMethod):
         momentum: EMA momentum of the key encoder.
         momentum_cosine: raise the momentum to 1 over training with a cosine schedule.
         temperature: InfoNCE temperature.
+        key_batch_norm: statistics the key encoder's BatchNorm layers use in training. ``"batch"``: those of the
+            key batch (the references on one device). ``"running"``: the running statistics copied from the query
+            encoder. In the logits ``[q.k, q.queue]`` the positive is the only key computed in the current batch, so
+            batch statistics can mark it and the loss falls without learning instance features (the shortcut that
+            MoCo's shuffled BatchNorm breaks on several devices); running statistics remove that signal.
         kwargs: ``optimizer``, ``scheduler`` and ``online_probe`` of :class:`~ssl_skel.methods.base.PretrainMethod`.
     """
 
@@ -41,9 +46,12 @@ class MomentumContrast(PretrainMethod):
         momentum: float = 0.999,
         momentum_cosine: bool = False,
         temperature: float = 0.07,
+        key_batch_norm: Literal["batch", "running"] = "batch",
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, **kwargs)
+        if key_batch_norm not in ("batch", "running"):
+            raise ValueError(f"key_batch_norm must be 'batch' or 'running', got {key_batch_norm!r}")
         self.head = ProjectionHead(self.feature_dim, hidden_dim or self.feature_dim, embedding_dim)
         self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
@@ -51,6 +59,7 @@ class MomentumContrast(PretrainMethod):
         self.momentum = momentum
         self.momentum_cosine = momentum_cosine
         self.temperature = temperature
+        self.key_batch_norm = key_batch_norm
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -66,7 +75,7 @@ class MomentumContrast(PretrainMethod):
     @torch.no_grad()
     def key(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised key embedding ``(N, E)`` from the momentum encoder (no gradient)."""
-        self.key_backbone.train(self.training)
+        self.key_backbone.train(self.training and self.key_batch_norm == "batch")
         return F.normalize(self.key_head(self.key_backbone(x)), dim=1)
 
     @torch.no_grad()

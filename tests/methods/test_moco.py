@@ -142,3 +142,22 @@ def test_projection_head_layers_and_shapes() -> None:
     assert (head[0].in_features, head[0].out_features, head[2].out_features) == (16, 8, 4)
     x = torch.randn(5, 16)
     torch.testing.assert_close(head(x), head[2](torch.relu(head[0](x))))
+
+
+@pytest.mark.parametrize("mode", ["batch", "running"])
+def test_key_batch_norm_mode_decides_whether_a_key_depends_on_its_batch(mode: str) -> None:
+    from ssl_skel.backbones import STGCN
+    from ssl_skel.methods.contrastive import MomentumContrast
+
+    torch.manual_seed(0)
+    model = MomentumContrast(STGCN("ntu25", 3, width=4), queue_size=8, key_batch_norm=mode).train()
+    x = torch.randn(4, 3, 8, 25, 1)
+    alone = model.key(x[:2])
+    together = model.key(x)[:2]
+    if mode == "running":  # the key of a sample is a function of that sample alone
+        torch.testing.assert_close(alone, together)
+        assert not model.key_backbone.training
+    else:  # batch statistics: the other samples of the batch change it
+        assert not torch.allclose(alone, together)
+    with pytest.raises(ValueError, match="key_batch_norm"):
+        MomentumContrast(STGCN("ntu25", 3, width=4), queue_size=8, key_batch_norm="shuffle")
