@@ -5,12 +5,16 @@ from __future__ import annotations
 from torch import nn
 
 from .bigru import BiGRU
+from .frames import frame_feature_dim, frame_features, upsample_frames
 from .gin import GINEncoder
 from .stgcn import STGCN
 from .strl import STRL
 from .transformer import SkeletonTransformer
 
-__all__ = ["BACKBONES", "STGCN", "STRL", "BiGRU", "GINEncoder", "SkeletonTransformer", "build_backbone"]
+__all__ = [
+    "BACKBONES", "STGCN", "STRL", "BiGRU", "GINEncoder", "SkeletonTransformer", "build_backbone", "frame_feature_dim",
+    "frame_features", "upsample_frames",
+]
 
 BACKBONES: dict[str, type[nn.Module]] = {
     "stgcn": STGCN,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment import Compose, GaussianNoise, Mirror, MultiView, RandomApply, Rotate, Shear
-from ..backbones import STGCN, GINEncoder, SkeletonTransformer
+from ..backbones import frame_feature_dim, frame_features
 from ..skeleton.layouts import get_layout
 from .base import PretrainOutput
 from .contrastive import MomentumContrast
@@ -32,19 +32,7 @@ from .lac_generator import CompositionGenerator
 from .losses import info_nce
 from .moco import KeyQueue, ProjectionHead, gather_keys, momentum_update
 
-__all__ = ["LAC", "frame_features", "frame_info_nce", "load_generator"]
-
-
-def frame_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per-frame features ``(N, T', D)`` of ``x (N, C, T, V, M)``: the backbone's ``forward_features`` averaged
-    over persons and joints (their mean over frames is the backbone's pooled output)."""
-    features = backbone.forward_features(x)
-    if isinstance(backbone, STGCN):  # (N, M, D, T', V)
-        return features.mean(dim=(1, 4)).transpose(1, 2)
-    if isinstance(backbone, (SkeletonTransformer, GINEncoder)):  # (N, M, T', V, D)
-        return features.mean(dim=(1, 3))
-    raise TypeError(f"LAC needs per-frame features; {type(backbone).__name__} is not supported "
-                    "(STGCN, SkeletonTransformer, GINEncoder are)")
+__all__ = ["LAC", "frame_info_nce", "load_generator"]
 
 
 def frame_info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -92,7 +80,8 @@ class LAC(MomentumContrast):
 
     Args:
         backbone: encoder ``(N, C, T, V, M) -> (N, D)`` with per-frame ``forward_features`` (see
-            :func:`frame_features`).
+            :func:`~ssl_skel.backbones.frame_features`) whose mean over frames is its pooled
+            output (ST-GCN, transformer, GIN encoder).
         generator: path of the stage-1 checkpoint (``.../checkpoints/last.ckpt`` of an ``LACGenerator`` run).
         layout: skeleton layout of the data (mirroring pairs, coordinate count).
         frame_weight: weight of the frame-level loss.
@@ -121,6 +110,10 @@ class LAC(MomentumContrast):
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, **kwargs)
+        if frame_feature_dim(backbone) != self.feature_dim:
+            raise TypeError(f"LAC pools its per-frame features into the sequence feature; {type(backbone).__name__}'s "
+                            f"per-frame features ({frame_feature_dim(backbone)}-d) are not its pooled ones "
+                            f"({self.feature_dim}-d)")
         self.generator = load_generator(generator)
         if self.generator.layout != get_layout(layout).name:
             raise ValueError(f"the generator in {generator} is built for layout {self.generator.layout}, "

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ssl_skel.backbones import STGCN
+from ssl_skel.backbones import STGCN, frame_features
 from ssl_skel.cli import main
 from ssl_skel.data.datamodule import SkeletonDataModule
 from ssl_skel.methods import LAC, LACGenerator
-from ssl_skel.methods.lac import frame_features, frame_info_nce, load_generator
+from ssl_skel.methods.lac import frame_info_nce, load_generator
 
 
 def _datamodule(store: Path, **kwargs) -> SkeletonDataModule:
