@@ -5,7 +5,9 @@
 :class:`~ssl_skel.data.SkeletonDataModule`. Every run writes into ``trainer.default_root_dir``:
 
 - ``config.yaml``: the resolved configuration (also logged to W&B);
-- ``checkpoints/``: ``last.ckpt`` after every epoch (``--ckpt_path last`` resumes from it exactly);
+- ``checkpoints/``: ``last.ckpt`` after every epoch (``--ckpt_path last`` resumes from it exactly), written
+  atomically and read back weights-only (:class:`~ssl_skel.checkpoint_io.AtomicCheckpointIO`), so that a run
+  killed at any moment, even while writing, resumes from its last complete checkpoint;
 - ``knn.jsonl`` and ``media/`` from the kNN monitor and the skeleton-view logger;
 - ``wandb/``: the W&B run (offline without credentials; ``wandb sync`` uploads it).
 
@@ -26,10 +28,12 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .callbacks import SkeletonViewLogger
+from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
 from .data.datamodule import SkeletonDataModule
 from .methods import PretrainMethod
 from .tracking import finish_wandb
@@ -69,10 +73,20 @@ class RunDirCLI(LightningCLI):
     """LightningCLI with the run directory conventions of the module docstring.
 
     The run directory is ``trainer.default_root_dir`` (``default_root`` when unset); the W&B logger writes into
-    it and is named after its last two parts (``runs/hiclr/ntu60_xsub`` -> ``hiclr-ntu60_xsub``).
+    it and is named after its last two parts (``runs/hiclr/ntu60_xsub`` -> ``hiclr-ntu60_xsub``). Checkpoints are
+    written and read by :class:`~ssl_skel.checkpoint_io.AtomicCheckpointIO` unless another ``CheckpointIO`` plugin
+    is configured; a ``--ckpt_path`` file that holds anything but weights is refused before it is read.
     """
 
     default_root = "runs"
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = (self.config[subcommand] if subcommand else self.config).get("ckpt_path")
+        if ckpt_path and Path(ckpt_path).is_file():
+            # LightningCLI reads the checkpoint's hyper-parameters next: refuse an unsafe file first, naming it
+            load_checkpoint_file(ckpt_path)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -89,6 +103,8 @@ class RunDirCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a configured plugin
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         for callback in trainer.checkpoint_callbacks:
             # Lightning's default checkpoint (and any configured without a place) goes to <root>/checkpoints, so
             # that ``--ckpt_path last`` finds ``last.ckpt`` of this run directory

@@ -2,9 +2,10 @@
 
 Any pretraining checkpoint works: a Lightning checkpoint of a :class:`~ssl_skel.methods.PretrainMethod` subclass
 (or of the downstream module) holds the encoder under ``backbone.*`` in its ``state_dict``. The file is read with
-``torch.load(..., weights_only=True)``, which rebuilds tensors and plain containers only: a file holding other
-objects (a pickle that would run code when loaded) is refused before anything in it runs. Keys must match the
-configured backbone exactly; a mismatch names the file and lists the missing, unexpected and mis-shaped keys.
+``torch.load(..., weights_only=True)`` (:func:`~ssl_skel.checkpoint_io.load_checkpoint_file`), which rebuilds
+tensors and plain containers only: a file holding other objects (a pickle that would run code when loaded) is
+refused before anything in it runs. Keys must match the configured backbone exactly; a mismatch names the file
+and lists the missing, unexpected and mis-shaped keys.
 """
 
 from __future__ import annotations
@@ -15,32 +16,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint_io import CheckpointError, load_checkpoint_file
+
 __all__ = ["CheckpointError", "load_pretrained_backbone", "read_backbone_state"]
 
 PREFIX = "backbone."
 MAX_LISTED = 20
 
 
-class CheckpointError(ValueError):
-    """A pretrained checkpoint that cannot be used: unreadable, unsafe, or not matching the backbone."""
-
-
 def _listing(title: str, items: list[str]) -> str:
     shown = "\n".join(f"    {item}" for item in items[:MAX_LISTED])
     more = f"\n    ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
     return f"  {title} ({len(items)}):\n{shown}{more}"
-
-
-def _load_failure(err: Exception) -> str:
-    """Why ``torch.load(weights_only=True)`` failed, in one line."""
-    detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if str(err).strip() else ""
-    if "Unsupported global" in detail:
-        detail = detail.split(" was not an allowed global")[0]
-        return (
-            "refused: the file holds objects other than tensors and plain containers, which could run code when "
-            f"loaded; it is read with torch.load(weights_only=True) only ({detail})"
-        )
-    return f"not a readable PyTorch checkpoint ({type(err).__name__}: {detail or err!r})"
 
 
 def read_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -54,10 +41,7 @@ def read_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # whatever torch.load raises, the file is of no use
-        raise CheckpointError(f"{path}: {_load_failure(err)}") from None
+    checkpoint = load_checkpoint_file(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: not a checkpoint with a state_dict (found {type(checkpoint).__name__})")

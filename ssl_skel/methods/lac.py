@@ -25,6 +25,7 @@ from torch import nn
 
 from ..augment import Compose, GaussianNoise, Mirror, MultiView, RandomApply, Rotate, Shear
 from ..backbones import frame_feature_dim, frame_features
+from ..checkpoint_io import load_checkpoint_file
 from ..skeleton.layouts import get_layout
 from .base import PretrainOutput
 from .contrastive import MomentumContrast
@@ -44,10 +45,12 @@ def frame_info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
 def load_generator(path: str | Path) -> CompositionGenerator:
     """The generator of a stage-1 (:class:`~ssl_skel.methods.lac_generator.LACGenerator`) checkpoint, frozen.
 
-    Loaded with ``weights_only=True``; the generator's keys must match exactly.
+    Loaded with ``weights_only=True`` (:func:`~ssl_skel.checkpoint_io.load_checkpoint_file`); the generator's keys
+    must match exactly.
 
     Raises:
         FileNotFoundError: no file at ``path``.
+        CheckpointError: a file that is not a readable checkpoint or holds objects other than weights.
         ValueError: not a LAC generator checkpoint, or missing / unexpected / mis-shaped keys.
     """
     path = Path(path)
@@ -56,7 +59,7 @@ def load_generator(path: str | Path) -> CompositionGenerator:
             f"LAC generator checkpoint {path} not found; train one first with "
             "ssl-skel pretrain -c configs/pretrain/lac_generator/<dataset>.yaml"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or "lac_generator" not in checkpoint or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a LAC generator checkpoint (written by ssl_skel.methods.LACGenerator)")
     generator = CompositionGenerator(**checkpoint["lac_generator"])
