@@ -2,7 +2,8 @@
 
 Subcommands are registered in :data:`SUBCOMMANDS` (name -> help line and a function taking the remaining
 arguments and returning an exit code): ``prepare``, ``pretrain`` (:mod:`ssl_skel.lightning_cli`) and the downstream
-evaluations ``linear``, ``knn``, ``finetune``, ``semi`` (:mod:`ssl_skel.downstream.run`).
+evaluations ``linear``, ``knn``, ``finetune``, ``semi`` (:mod:`ssl_skel.downstream.run`) and ``segment``
+(:mod:`ssl_skel.downstream.segment`).
 
 ``ssl-skel prepare DATASET --raw DIR --out DIR [--workers N] [--max-bad-fraction F] [--overwrite] [--quiet]
 [--<source option> VALUE ...]`` prepares a raw data set into a store. Further ``--name value`` pairs are passed
@@ -139,10 +140,10 @@ def _quickstart(argv: list[str]) -> int:
 
 
 def _downstream(command: str) -> Callable[[list[str]], int]:
-    """The exit-code wrapper of downstream ``command`` (:mod:`ssl_skel.downstream.run`)."""
+    """The exit-code wrapper of downstream ``command`` (``ssl_skel.downstream.run_<command>``)."""
 
     def run(argv: list[str]) -> int:
-        from .downstream import run as downstream
+        from . import downstream
         from .downstream.checkpoint import CheckpointError
 
         try:
@@ -163,6 +164,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "knn": Subcommand("kNN accuracy of a backbone's features (k = 1, 10, 20)", _downstream("knn")),
     "finetune": Subcommand("fine-tune a backbone with a linear head", _downstream("finetune")),
     "semi": Subcommand("fine-tune on 1% / 10% of the labels, several seeds", _downstream("semi")),
+    "segment": Subcommand("action segmentation of untrimmed videos (frame-wise head)", _downstream("segment")),
     "quickstart": Subcommand("pretrain on the synthetic data set, compare with a random encoder", _quickstart),
 }
 

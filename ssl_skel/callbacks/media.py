@@ -1,5 +1,6 @@
 """Images for a person to look at, rendered with matplotlib's Figure API: augmented views and masked
-reconstructions of a pretraining run; the confusion matrix and a 2-D embedding of an evaluation's test set."""
+reconstructions of a pretraining run; the confusion matrix and a 2-D embedding of an evaluation's test set;
+predicted and true action segments of untrimmed videos."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from ..skeleton.layouts import Layout, get_layout
 
 __all__ = [
     "ReconstructionLogger", "SkeletonViewLogger", "pca_2d", "render_confusion_matrix", "render_embedding",
-    "render_skeletons", "save_figure",
+    "render_segments", "render_skeletons", "save_figure",
 ]
 
 PERSON_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange")
@@ -140,6 +142,43 @@ def render_embedding(features: np.ndarray, labels: np.ndarray, title: str, max_p
     ax.set_ylabel("PC 2")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def render_segments(videos: list[tuple[str, np.ndarray, np.ndarray]], title: str, background: int | None = 0) -> Figure:
+    """Colour bars over time of the true and the predicted frame labels of every video, one pair per video.
+
+    Every class occurring in the drawn labels gets its own colour (named in the legend), the background light grey.
+
+    Args:
+        videos: ``(name, true (T,), predicted (T,))`` per video.
+        title: figure title.
+        background: the background label.
+    """
+    labels = np.unique(np.concatenate([np.concatenate([true, predicted]) for _, true, predicted in videos]))
+    classes = [int(c) for c in labels if c != background]
+    palette = matplotlib.colormaps["tab20"] if len(classes) <= 20 else matplotlib.colormaps["turbo"]
+    positions = np.arange(len(classes)) if len(classes) <= 20 else np.linspace(0.0, 1.0, len(classes))
+    colours = {c: palette(p)[:3] for c, p in zip(classes, positions, strict=True)}
+    if background is not None:
+        colours[background] = (0.9, 0.9, 0.9)
+    lookup = np.zeros((int(labels.max()) + 1, 3))
+    for c, colour in colours.items():
+        lookup[c] = colour
+    fig = Figure(figsize=(10.0, 0.8 + 1.0 * len(videos)))
+    axes = fig.subplots(len(videos), 1, squeeze=False)[:, 0]
+    for ax, (name, true, predicted) in zip(axes, videos, strict=True):
+        bars = lookup[np.stack([np.asarray(true), np.asarray(predicted)])]  # (2, T, 3)
+        ax.imshow(bars, aspect="auto", interpolation="nearest")
+        ax.set_yticks([0, 1], ["true", "predicted"], fontsize=7)
+        ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+        ax.tick_params(axis="x", labelsize=6)
+    axes[-1].set_xlabel("frame")
+    names = {c: f"{c} (background)" if c == background else str(c) for c in colours}
+    handles = [Patch(color=colours[c], label=names[c]) for c in sorted(colours)]
+    fig.legend(handles=handles, title="class", loc="upper right", fontsize=6, title_fontsize=7, ncols=10)
+    fig.suptitle(title, fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
