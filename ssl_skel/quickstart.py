@@ -3,8 +3,9 @@
 The main job of a fresh clone (``bash scripts/quickstart.sh``) on the embedded synthetic data set:
 
 1. HiCLR pretraining with ``configs/quickstart/pretrain.yaml`` (``<out>/pretrain``, ``last.ckpt``);
-2. linear probe (``configs/eval/linear/synthetic.yaml``) and kNN (``configs/eval/knn/synthetic.yaml``) of the
-   pretrained encoder and of the same encoder at random initialisation (``<out>/{linear,knn}_{pretrained,random}``);
+2. linear probe (``configs/eval/linear/synthetic.yaml`` with the standardising probe of
+   ``configs/quickstart/probe.yaml``) and kNN (``configs/eval/knn/synthetic.yaml``) of the pretrained encoder and
+   of the same encoder at random initialisation (``<out>/{linear,knn}_{pretrained,random}``);
 3. one table comparing them, printed and written to ``<out>/summary.json``.
 
 Every step is an ordinary ``ssl-skel pretrain | linear | knn`` run (its own config, metrics and media in its run
@@ -23,11 +24,11 @@ __all__ = ["compare_encoders", "run_quickstart"]
 
 #: the configs directory of a clone of the repository, next to the package
 DEFAULT_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-#: step -> config file under the configs directory
+#: step -> its config files under the configs directory, composed in order
 STEP_CONFIGS = {
-    "pretrain": "quickstart/pretrain.yaml",
-    "linear": "eval/linear/synthetic.yaml",
-    "knn": "eval/knn/synthetic.yaml",
+    "pretrain": ("quickstart/pretrain.yaml",),
+    "linear": ("eval/linear/synthetic.yaml", "quickstart/probe.yaml"),
+    "knn": ("eval/knn/synthetic.yaml",),
 }
 
 Metrics = dict[str, float]
@@ -55,16 +56,18 @@ def run_quickstart(out: Path, configs: Path = DEFAULT_CONFIGS, extra: list[str] 
     from .lightning_cli import run_pretrain
 
     extra = list(extra or [])
-    paths = {step: configs / name for step, name in STEP_CONFIGS.items()}
-    for path in paths.values():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"quickstart config {path} not found; run from a clone of the repository or pass --configs"
-            )
+    config_args: dict[str, list[str]] = {}
+    for step, names in STEP_CONFIGS.items():
+        for path in (configs / name for name in names):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"quickstart config {path} not found; run from a clone of the repository or pass --configs"
+                )
+            config_args.setdefault(step, []).extend(["-c", str(path)])
     start = time.perf_counter()
     pretrain_dir = out / "pretrain"
     print(f"quickstart [1/3]: HiCLR pretraining into {pretrain_dir}", flush=True)
-    run_pretrain(["-c", str(paths["pretrain"]), "--trainer.default_root_dir", str(pretrain_dir), *extra])
+    run_pretrain([*config_args["pretrain"], "--trainer.default_root_dir", str(pretrain_dir), *extra])
     checkpoint = pretrain_dir / "checkpoints" / "last.ckpt"
     results: dict[str, Metrics] = {}
     for step, (encoder, weights) in enumerate((("pretrained", str(checkpoint)), ("random", "null")), start=2):
@@ -72,8 +75,7 @@ def run_quickstart(out: Path, configs: Path = DEFAULT_CONFIGS, extra: list[str] 
         metrics: Metrics = {}
         for command, run in (("linear", run_linear), ("knn", run_knn)):
             run_dir = str(out / f"{command}_{encoder}")
-            argv = ["-c", str(paths[command]), "--model.pretrained", weights, "--trainer.default_root_dir", run_dir]
-            argv += extra
+            argv = [*config_args[command], "--model.pretrained", weights, "--trainer.default_root_dir", run_dir, *extra]
             metrics.update({f"{command}/{key}": value for key, value in run(argv).items()})
         results[encoder] = metrics
     minutes = (time.perf_counter() - start) / 60

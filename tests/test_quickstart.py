@@ -10,11 +10,12 @@ from ssl_skel.cli import main
 from ssl_skel.quickstart import compare_encoders, run_quickstart
 
 FAST = ["--data.num_frames", "16", "--data.batch_size", "8", "--data.num_workers", "0", "--trainer.max_epochs", "1"]
-OFFLINE = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.enable_progress_bar", "false"]
+CSV = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.enable_progress_bar", "false"]
 
 
 def test_quickstart_runs_every_step_and_compares(tiny_store, tmp_path, capsys):
-    extra = ["--data.dataset", "null", "--data.root", str(tiny_store), *FAST, *OFFLINE]
+    csv = [*CSV, "--trainer.logger.save_dir", str(tmp_path / "csv")]
+    extra = ["--data.dataset", "null", "--data.root", str(tiny_store), *FAST, *csv]
     results = run_quickstart(tmp_path / "qs", extra=extra)
     assert set(results) == {"pretrained", "random"}
     for metrics in results.values():
