@@ -3,15 +3,18 @@
 The file holds ``x_train (N, 300, 150)`` float32 (150 = 2 persons x 25 joints x 3, zero-padded in time),
 ``y_train (N, K)`` one-hot with K = 60 or 120, and ``x_test`` / ``y_test``. ``np.load`` reads a whole member into
 memory (10+ GB for NTU-120), so :func:`open_npz_member` memory-maps members stored uncompressed in the zip and
-loads only compressed ones.
+loads only compressed ones. Either way the member's CRC-32 is checked first (in bounded memory for a stored one),
+so that a corrupted file is an error rather than different numbers.
 """
 
 from __future__ import annotations
 
 import struct
 import zipfile
+import zlib
 from os import PathLike
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -20,15 +23,29 @@ from .sample import SkeletonFileError, SkeletonSample
 __all__ = ["NTUNpzSource", "npz_row_to_sample_data", "open_npz_member"]
 
 _LOCAL_HEADER = 30  # fixed part of a zip local file header
+_CRC_CHUNK = 1 << 24  # bytes read at a time to check a stored member
 NUM_JOINTS, NUM_PERSONS = 25, 2
 _PARTS = ("train", "test")
+
+
+def _check_crc(f: BinaryIO, start: int, info: zipfile.ZipInfo) -> bool:
+    """Whether the ``info.compress_size`` bytes of ``f`` from ``start`` have the CRC-32 ``info.CRC``."""
+    f.seek(start)
+    crc, remaining = 0, info.compress_size
+    while remaining:
+        chunk = f.read(min(remaining, _CRC_CHUNK))
+        if not chunk:
+            return False
+        crc, remaining = zlib.crc32(chunk, crc), remaining - len(chunk)
+    return crc == info.CRC
 
 
 def open_npz_member(path: str | PathLike, key: str) -> np.ndarray:
     """Array ``key`` of the ``.npz`` at ``path``: a read-only memmap when stored uncompressed, else loaded.
 
     Raises:
-        SkeletonFileError: not a zip, no such member, or a malformed / truncated ``.npy`` member.
+        SkeletonFileError: not a zip, no such member, a member whose CRC-32 does not match, or a malformed /
+            truncated ``.npy`` member.
     """
     try:
         with zipfile.ZipFile(path) as archive:
@@ -47,6 +64,8 @@ def open_npz_member(path: str | PathLike, key: str) -> np.ndarray:
                 raise SkeletonFileError(path, f"member {key}.npy: bad zip local header")
             name_len, extra_len = struct.unpack("<HH", header[26:30])
             data_start = info.header_offset + _LOCAL_HEADER + name_len + extra_len
+            if not _check_crc(f, data_start, info):
+                raise SkeletonFileError(path, f"member {key}.npy is corrupt or truncated (CRC-32 mismatch)")
             f.seek(data_start)
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -65,7 +84,8 @@ def open_npz_member(path: str | PathLike, key: str) -> np.ndarray:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
     except SkeletonFileError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, zlib.error, NotImplementedError,
+            RuntimeError, MemoryError) as err:  # also: unsupported compression, encryption, corrupt deflate data
         raise SkeletonFileError(path, f"cannot read array {key!r} ({type(err).__name__}: {err})") from err
 
 
@@ -93,6 +113,9 @@ class _NpzArrays:
         for part in _PARTS:
             x = open_npz_member(path, f"x_{part}")
             y = np.asarray(open_npz_member(path, f"y_{part}"))
+            for name, array in ((f"x_{part}", x), (f"y_{part}", y)):
+                if array.dtype.kind not in "biuf":
+                    raise SkeletonFileError(path, f"{name} has dtype {array.dtype}, expected real numbers")
             if x.ndim != 3 or x.shape[2] != NUM_PERSONS * NUM_JOINTS * 3:
                 raise SkeletonFileError(
                     path, f"x_{part} has shape {x.shape}, expected (N, T, {NUM_PERSONS * NUM_JOINTS * 3}) for "

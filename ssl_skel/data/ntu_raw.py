@@ -123,8 +123,12 @@ def parse_ntu_skeleton(path: str | PathLike) -> tuple[int, list[RawBody]]:
         raise SkeletonFileError(path, f"no body is tracked in any of the {num_frames} frames")
 
     joint_lines = [line for start in joint_starts for line in lines[start : start + NUM_JOINTS]]
+    blank = next((i for i, line in enumerate(joint_lines) if not line.strip()), None)
+    if blank is not None:  # np.loadtxt would skip it and shift every later joint
+        line = joint_starts[blank // NUM_JOINTS] + blank % NUM_JOINTS + 1
+        raise SkeletonFileError(path, f"malformed joint line (line {line} is empty)")
     try:
-        values = np.loadtxt(joint_lines, dtype=np.float32, ndmin=2)
+        values = np.loadtxt(joint_lines, dtype=np.float32, ndmin=2, comments=None)
     except ValueError as err:
         raise SkeletonFileError(path, f"malformed joint line ({err})") from None
     if values.shape[1] != 12:

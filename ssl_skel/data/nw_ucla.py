@@ -45,7 +45,7 @@ def read_nw_ucla(path: str | PathLike) -> SkeletonSample:
     path = Path(path)
     try:
         record = json.loads(path.read_bytes())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise SkeletonFileError(path, f"cannot parse json ({err})") from None
     if not isinstance(record, dict):
         raise SkeletonFileError(path, f"expected a json object, got {type(record).__name__}")
@@ -64,7 +64,7 @@ def read_nw_ucla(path: str | PathLike) -> SkeletonSample:
         raise SkeletonFileError(path, f"label {label!r} is not an integer in 1..{NUM_CLASSES}")
     try:
         joints = np.array(record["skeletons"], dtype=np.float32)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:
         raise SkeletonFileError(path, f"skeletons are not a numeric (T, {NUM_JOINTS}, 3) array ({err})") from None
     if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3) or len(joints) == 0:
         raise SkeletonFileError(path, f"skeletons have shape {joints.shape}, expected (T >= 1, {NUM_JOINTS}, 3)")

@@ -54,15 +54,30 @@ def parse_video_name(name: str) -> dict[str, int]:
     return {"video": int(match.group(1)), "view": VIEWS[match.group(2)]}
 
 
-def _loadtxt(path: Path, what: str, **kwargs: object) -> np.ndarray:
-    """``np.loadtxt`` with every parsing failure turned into :class:`SkeletonFileError`."""
+def _loadtxt(path: Path, what: str, terminated: bool = False, **kwargs: object) -> np.ndarray:
+    """``np.loadtxt`` of an ASCII file, every line a row, with every parsing failure turned into
+    :class:`SkeletonFileError`. Blank lines (but trailing ones) and ``#`` are errors: ``np.loadtxt`` would skip
+    them and shift every later row. With ``terminated`` a non-empty file must end with a line break (the released
+    files do): a file cut inside its last number would otherwise read as a different value."""
+    try:
+        data = path.read_bytes()
+        lines = data.decode("ascii").splitlines()
+    except FileNotFoundError:
+        raise SkeletonFileError(path, f"{what} file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SkeletonFileError(path, f"malformed {what} file ({err})") from None
+    if terminated and data and not data.endswith((b"\n", b"\r")):
+        raise SkeletonFileError(path, f"malformed {what} file (truncated: its last line has no line break)")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    blank = next((i for i, line in enumerate(lines) if not line.strip()), None)
+    if blank is not None:
+        raise SkeletonFileError(path, f"malformed {what} file (line {blank + 1} is empty)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            return np.loadtxt(path, ndmin=2, **kwargs)
-    except FileNotFoundError:
-        raise SkeletonFileError(path, f"{what} file not found") from None
-    except (OSError, ValueError, UnicodeDecodeError) as err:
+            return np.loadtxt(lines, ndmin=2, comments=None, **kwargs)
+    except (ValueError, OverflowError) as err:
         raise SkeletonFileError(path, f"malformed {what} file ({err})") from None
 
 
@@ -70,11 +85,11 @@ def read_pku_skeleton(path: str | PathLike) -> np.ndarray:
     """Read a skeleton file into ``(3, T, 25, 2)`` float32 (metres; an absent person is zero).
 
     Raises:
-        SkeletonFileError: missing file, non-numeric or ragged lines, a value count other than 150 per frame,
-            non-finite values, or no frames.
+        SkeletonFileError: missing file, non-numeric, ragged or blank lines, a last line without a line break
+            (truncation), a value count other than 150 per frame, non-finite values, or no frames.
     """
     path = Path(path)
-    values = _loadtxt(path, "skeleton", dtype=np.float32)
+    values = _loadtxt(path, "skeleton", terminated=True, dtype=np.float32)
     if values.size == 0:
         raise SkeletonFileError(path, "no frames")
     if values.shape[1] != NUM_PERSONS * NUM_JOINTS * 3:

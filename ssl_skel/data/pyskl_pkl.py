@@ -56,7 +56,7 @@ def annotation_to_sample(path: str | PathLike, ann: Mapping[str, Any], num_joint
     try:
         keypoint = np.asarray(ann["keypoint"], dtype=np.float32)
         score = None if ann.get("keypoint_score") is None else np.asarray(ann["keypoint_score"], dtype=np.float32)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:
         raise fail(f"keypoint data are not numeric arrays ({err})") from None
     label, total_frames = ann["label"], ann["total_frames"]
     if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < num_classes:
@@ -68,7 +68,7 @@ def annotation_to_sample(path: str | PathLike, ann: Mapping[str, Any], num_joint
         raise fail(f"keypoint has {persons} persons and {frames} frames; both must be >= 1")
     if joints != num_joints:
         raise fail(f"keypoint has {joints} joints, the layout has {num_joints}")
-    if total_frames != frames:
+    if isinstance(total_frames, bool) or not isinstance(total_frames, int | np.integer) or total_frames != frames:
         raise fail(f"total_frames is {total_frames!r} but keypoint has {frames} frames")
     if score is not None:
         if score.shape != keypoint.shape[:3]:
@@ -112,6 +112,8 @@ class PysklAnnotations:
             family = split_family(str(split_name))
             if family is None:
                 continue
+            if not isinstance(frame_dirs, list | tuple) or not all(isinstance(f, str) for f in frame_dirs):
+                raise SkeletonFileError(path, f"split {split_name!r} is not a list of frame_dir names")
             members = self.membership.setdefault(family[0], {})
             for frame_dir in frame_dirs:
                 if members.get(frame_dir, family[1]) != family[1]:

@@ -96,6 +96,5 @@ def safe_load(path: str | PathLike, *, allow_numpy: bool = True) -> Any:
             return RestrictedUnpickler(f, allow_numpy=allow_numpy).load()
         except UnsafePickleError as err:
             raise SkeletonFileError(path, f"unsafe pickle: {err}") from err
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
-                UnicodeDecodeError, OverflowError, MemoryError) as err:
+        except Exception as err:  # whatever unpickling malformed bytes raises (the allowed globals included)
             raise SkeletonFileError(path, f"malformed pickle ({type(err).__name__}: {err})") from err

@@ -169,7 +169,8 @@ def pku_raw(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("case", "problem"),
-    [("truncated", "malformed skeleton file"), ("non-numeric", "malformed skeleton file"), ("nan", "non-finite"),
+    [("truncated", "truncated: its last line has no line break"), ("non-numeric", "malformed skeleton file"),
+     ("nan", "non-finite"),
      ("joint count", "147 values per frame, expected 150"), ("zero frames", "no frames"),
      ("missing label file", "label file not found"), ("bad label", "malformed label file"),
      ("label columns", "3 values per line, expected 4"), ("action id", "action id 52 outside 1..51"),
@@ -182,11 +183,11 @@ def test_pku_mmd(tmp_path: Path, case: str, problem: str) -> None:
     if case == "truncated":
         skeleton.write_text("\n".join(lines)[:-300])
     elif case == "non-numeric":
-        skeleton.write_text("\n".join([*lines[:5], lines[5].replace(lines[5].split()[3], "1.0.0"), *lines[6:]]))
+        skeleton.write_text("\n".join([*lines[:5], lines[5].replace(lines[5].split()[3], "1.0.0"), *lines[6:]]) + "\n")
     elif case == "nan":
-        skeleton.write_text("\n".join([*lines[:5], "nan " + " ".join(lines[5].split()[1:]), *lines[6:]]))
+        skeleton.write_text("\n".join([*lines[:5], "nan " + " ".join(lines[5].split()[1:]), *lines[6:]]) + "\n")
     elif case == "joint count":
-        skeleton.write_text("\n".join(" ".join(line.split()[:147]) for line in lines))
+        skeleton.write_text("\n".join(" ".join(line.split()[:147]) for line in lines) + "\n")
     elif case == "zero frames":
         skeleton.write_text("")
     elif case == "missing label file":
