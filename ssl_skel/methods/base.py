@@ -155,6 +155,10 @@ class PretrainMethod(L.LightningModule):
         self.log_dict({f"train/{k}" if "/" not in k else k: v for k, v in metrics.items()}, batch_size=batch_size)
         return loss
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before the count existed resume with none skipped
+        checkpoint["state_dict"].setdefault("skipped_steps", torch.zeros((), dtype=torch.long))
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self._drop_gradients:
             # parameters without a gradient are left alone by the optimizer (no momentum or weight-decay step)

@@ -96,3 +96,12 @@ def test_skip_mode_drops_the_updates_of_diverged_steps_counts_them_and_stops_pas
 def test_nonfinite_loss_mode_is_checked():
     with pytest.raises(ValueError, match="nonfinite_loss must be 'stop' or 'skip'"):
         HiCLR(**_options(), nonfinite_loss="ignore")
+
+
+def test_a_checkpoint_from_before_the_skip_count_loads_with_none_skipped():
+    model = HiCLR(**_options())
+    checkpoint = {"state_dict": {k: v for k, v in model.state_dict().items() if k != "skipped_steps"}}
+    model.skipped_steps += 3
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    assert int(model.skipped_steps) == 0
