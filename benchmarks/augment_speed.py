@@ -75,7 +75,7 @@ def main() -> None:
     rows = []
     for t in args.frames:
         batch = synthetic_batch(args.batch, t, generator)
-        batch_np = batch.numpy().astype(np.float64)
+        batch_np = batch.numpy()  # float32, like the references' feeders (their .npy data is float32)
         with torch.no_grad():
             (numpy_cpu, numpy_wall), (ours_cpu, ours_wall) = measure(
                 [lambda b=batch_np: four_views_batch(b, rng, permutation), lambda b=batch: views(b, generator)],

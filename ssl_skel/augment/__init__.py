@@ -5,11 +5,12 @@ randomness).
 """
 
 from .base import Augmentation, CoordMap, Frames, LinearAugmentation, presence, remap, valid_lengths
-from .compose import Compose, Identity, MultiView, RandomApply, RandomChoice
+from .compose import Compose, Identity, RandomApply, RandomChoice
 from .masking import BodyPartMask, GaussianNoise, JointCorruption, JointMask
 from .policies import POLICIES, HaLPPolicy, HiCLRPolicy, MAMPPolicy, build_policy
 from .spatial import AxisMask, MainAxisRotate, Mirror, Rotate, Scale, Shear, rotation_matrices
 from .temporal import FrameAugmentation, GaussianBlur, TemporalCropResize, TemporalShiftCrop, TimeFlip, gather_frames
+from .views import MultiView
 
 __all__ = [
     "POLICIES", "Augmentation", "AxisMask", "BodyPartMask", "Compose", "CoordMap", "FrameAugmentation", "Frames",

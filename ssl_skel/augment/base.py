@@ -9,7 +9,8 @@ Conventions used by every augmentation in this package:
   one past its last frame in which anybody is present; later frames are padding. An absent person and padded
   frames stay exactly zero through every augmentation.
 * Random parameters are drawn per sample from ``generator`` (a ``torch.Generator`` on the device of the batch) or,
-  when it is ``None``, from the global torch RNG.
+  when it is ``None``, from the global torch RNG (bulk random bits on a CPU: from a stream seeded by it, see
+  :func:`random_words`).
 
 Execution: a frame resampling and the linear maps around it run as one ``embedding_bag`` (:func:`remap`); the later
 steps of a chain write in place into the buffer the chain made (:meth:`Augmentation.augment_owned`), transforms
@@ -27,12 +28,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 __all__ = [
     "Augmentation", "CoordMap", "Frames", "LinearAugmentation", "OwnedAugmentation", "SubsetAugmentation",
-    "identity_maps", "param_dtype", "presence", "random_subset", "remap", "scratch", "uniform", "valid_lengths",
+    "channel_factors", "identity_maps", "param_dtype", "presence", "random_subset", "random_words", "remap",
+    "scratch", "uniform", "valid_lengths",
 ]
 
 
@@ -62,9 +65,22 @@ def scratch(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch
 
 
 def presence(x: torch.Tensor) -> torch.Tensor:
-    """``(N, T, M)`` bool: person ``m`` of sample ``n`` has a non-zero channel at some joint in frame ``t``."""
-    magnitude = x.abs() if x.requires_grad else torch.abs(x, out=scratch("presence", x.shape, x.dtype, x.device))
-    return magnitude.sum(dim=1).sum(dim=2) > 0
+    """``(N, T, M)`` bool: person ``m`` of sample ``n`` has a non-zero channel at some joint in frame ``t``.
+
+    The absolute values are summed over the joints of each person by one matrix product (a reduction over the
+    strided joint axis is several times slower) and then over the channels."""
+    n, c, t, v, m = x.shape
+    dtype = param_dtype(x.dtype)
+    source = x.detach().to(dtype)
+    magnitude = torch.abs(source, out=scratch("presence", x.shape, dtype, x.device))
+    sums = torch.mm(_person_selector(v, m, dtype, x.device), magnitude.view(n * c * t, v * m).t())
+    return sums.view(m, n, c, t).sum(dim=2).permute(1, 2, 0) > 0
+
+
+@functools.lru_cache(maxsize=16)
+def _person_selector(v: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(M, V * M)`` 0/1 matrix: row ``p`` selects the entries of person ``p`` in a ``(V, M)`` frame row."""
+    return (torch.arange(v * m, device=device) % m == torch.arange(m, device=device)[:, None]).to(dtype)
 
 
 def valid_lengths(x: torch.Tensor) -> torch.Tensor:
@@ -76,23 +92,33 @@ class Frames:
     """Which person holds data in which frame of a batch, computed once and handed from one augmentation to the next.
 
     Built from a batch (lazily, on first use), from a ``(N, T, M)`` bool ``present`` mask or (:meth:`deferred`)
-    from a function computing it when first needed.
+    from a function computing it when first needed. The valid lengths and whether every person is present in every
+    frame (:attr:`full`) are derived from it once, unless they are given by a transform that knows them.
     """
 
-    def __init__(self, present: torch.Tensor | None = None, source: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, present: torch.Tensor | None = None, source: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None, full: bool | None = None,
+    ) -> None:
         if (present is None) == (source is None):
             raise ValueError("give exactly one of present or source")
-        self._present = present
-        self._source = source
-        self._compute: Callable[[], torch.Tensor] | None = None
-        self._lengths: torch.Tensor | None = None
+        self._set(present, source, None, lengths, full)
 
     @classmethod
-    def deferred(cls, compute: Callable[[], torch.Tensor]) -> Frames:
+    def deferred(
+        cls, compute: Callable[[], torch.Tensor], lengths: torch.Tensor | None = None, full: bool | None = None
+    ) -> Frames:
         """Occupancy given by ``compute()``, called only if it is needed."""
         frames = cls.__new__(cls)
-        frames._present, frames._source, frames._compute, frames._lengths = None, None, compute, None
+        frames._set(None, None, compute, lengths, full)
         return frames
+
+    def _set(
+        self, present: torch.Tensor | None, source: torch.Tensor | None, compute: Callable[[], torch.Tensor] | None,
+        lengths: torch.Tensor | None, full: bool | None,
+    ) -> None:
+        self._present, self._source, self._compute = present, source, compute
+        self._lengths, self._full = lengths, full
 
     @property
     def present(self) -> torch.Tensor:
@@ -110,19 +136,46 @@ class Frames:
             self._lengths = (occupied * cached_arange(occupied.shape[1], occupied.device, 1)).amax(dim=1)
         return self._lengths
 
-    def mask(self, dtype: torch.dtype) -> torch.Tensor:
-        """``(N, 1, T, 1, M)`` 0/1 mask of present persons, broadcastable against a batch."""
-        return self.present.to(dtype)[:, None, :, None, :]
+    @property
+    def full(self) -> bool:
+        """Every person is present in every frame (no padding, nobody absent)."""
+        if self._full is None:
+            self._full = bool(self.present.all())
+        return self._full
 
     def select(self, index: torch.Tensor) -> Frames:
         """The occupancy of the samples ``index``; stays lazy if nothing was computed yet."""
-        if self._present is None and self._compute is None:
-            return Frames(source=self._source.index_select(0, index))
-        return Frames(self._present.index_select(0, index))
+        lengths = None if self._lengths is None else self._lengths.index_select(0, index)
+        full = True if self._full else None
+        if self._source is not None:
+            return Frames(source=self._source.index_select(0, index), lengths=lengths, full=full)
+        return Frames(self.present.index_select(0, index), lengths=lengths, full=full)
+
+    def rows(self, start: int, stop: int) -> Frames:
+        """The occupancy of the samples ``start:stop``."""
+        lengths = None if self._lengths is None else self._lengths[start:stop]
+        return Frames.deferred(lambda: self.present[start:stop], lengths, True if self._full else None)
+
+    def repeat(self, k: int) -> Frames:
+        """The occupancy of the batch repeated ``k`` times along the samples."""
+        if k == 1:
+            return self
+        lengths = None if self._lengths is None else torch.cat([self._lengths] * k)
+        return Frames.deferred(lambda: torch.cat([self.present] * k), lengths, self._full)
 
     def merge(self, index: torch.Tensor, part: Frames) -> Frames:
         """This occupancy with the samples ``index`` replaced by ``part``."""
         return Frames(self.present.index_copy(0, index, part.present))
+
+    @staticmethod
+    def cat(parts: list[Frames]) -> Frames:
+        """The occupancy of the concatenated batches of ``parts``."""
+        if len(parts) == 1:
+            return parts[0]
+        known = all(part._lengths is not None for part in parts)
+        lengths = torch.cat([part._lengths for part in parts]) if known else None
+        full = True if all(part._full for part in parts) else None
+        return Frames.deferred(lambda: torch.cat([part.present for part in parts]), lengths, full)
 
 
 @functools.lru_cache(maxsize=256)
@@ -135,6 +188,14 @@ def cached_arange(n: int, device: torch.device, start: int = 0) -> torch.Tensor:
 def cached_eye(c: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The cached ``(c, c)`` identity matrix: do not modify it in place."""
     return torch.eye(c, dtype=dtype, device=device)
+
+
+def channel_factors(scale: torch.Tensor, c: int) -> torch.Tensor:
+    """``(k, c)`` factors of the first ``c`` channels from per-channel factors ``scale`` ``(k, c')``: 1 beyond
+    its width."""
+    if scale.shape[1] >= c:
+        return scale[:, :c]
+    return torch.cat([scale, scale.new_ones(scale.shape[0], c - scale.shape[1])], dim=1)
 
 
 def param_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -152,6 +213,17 @@ def uniform(
     return u.uniform_(generator=generator) * (high - low) + low
 
 
+def random_words(count: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """``(count,)`` int64 uniformly random 64-bit words on ``device``.
+
+    On a CPU they come from numpy's SFC64 generator seeded by one draw of ``generator`` (or of the global torch RNG
+    when it is ``None``): as reproducible, and three times faster than torch's Mersenne twister."""
+    if device.type != "cpu":
+        return torch.empty(count, dtype=torch.int64, device=device).random_(-(2**63), None, generator=generator)
+    seed = int(torch.randint(-(2**63), 2**63 - 1, (), generator=generator))
+    return torch.from_numpy(np.random.SFC64(seed % 2**64).random_raw(count).view(np.int64))
+
+
 def random_subset(
     rows: int, size: int, count: int, device: torch.device, generator: torch.Generator | None,
     as_index: bool = False,
@@ -162,11 +234,12 @@ def random_subset(
     Floyd's sampling, vectorised over rows: the loop runs over the ``count`` draws, not over rows.
     """
     count = max(0, min(count, size))
-    chosen = torch.empty(rows, count, dtype=torch.long, device=device)
+    drawn = torch.empty(count, rows, dtype=torch.long, device=device)
     for i, top in enumerate(range(size - count, size)):
-        draw = (torch.rand(rows, generator=generator, device=device) * (top + 1)).long().clamp_(max=top)
-        taken = (chosen[:, :i] == draw[:, None]).any(dim=1)
-        chosen[:, i] = torch.where(taken, top, draw)
+        draw = torch.randint(top + 1, (rows,), generator=generator, device=device, out=drawn[i])
+        if i > 0:
+            draw.masked_fill_((drawn[:i] == draw).any(dim=0), top)
+    chosen = drawn.t()
     if as_index:
         return chosen
     mask = torch.zeros(rows, size, dtype=torch.bool, device=device)
@@ -306,8 +379,7 @@ def permute_joints(x: torch.Tensor, joints: torch.Tensor, out: torch.Tensor | No
 
 def remap(
     x: torch.Tensor, coord_map: CoordMap | None = None, index: torch.Tensor | None = None,
-    weight: torch.Tensor | None = None, inplace: bool = False, samples: torch.Tensor | None = None,
-    channels: int | None = None,
+    weight: torch.Tensor | None = None, inplace: bool = False, rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``out[n, i, t] = sum_{j, k} A[n, i, j] weight[n, t, k] x[n, j, index[n, t, k]]`` with the joints then
     permuted as ``coord_map`` says, in one pass over the data.
@@ -316,53 +388,46 @@ def remap(
     ``coord_map`` is ``None``); ``index`` ``(N, T', K)`` int64 source frames (default: every frame, ``K = 1``) and
     ``weight`` ``(N, T', K)`` their weights (default 1). Runs as one ``embedding_bag`` over ``(V * M)``-wide rows
     (a diagonal map without frame resampling is a broadcast product, written into ``x`` when ``inplace``).
-    With ``samples`` (``(N',)`` int64), only those samples are computed (``coord_map``, ``index`` and ``weight``
-    then describe them); with ``channels`` only that many leading channels (``coord_map`` must then be ``None``).
+    With ``rows`` (``(N', C')`` int64 channel rows ``sample * C + channel`` of ``x``), output sample ``n`` is made
+    of the channels ``rows[n]`` (``coord_map``, ``index`` and ``weight`` then describe the ``N'`` outputs, and
+    ``coord_map`` mixes the ``C'`` selected channels).
     """
     total, all_channels, t, v, m = x.shape
     device = x.device
-    if samples is None and channels is None and index is None and weight is None and (
-        coord_map is None or coord_map.diagonal
-    ):
+    if rows is None and index is None and weight is None and (coord_map is None or coord_map.diagonal):
         return _scale_channels(x, coord_map, inplace)
-    samples = cached_arange(total, device) if samples is None else samples
-    n = samples.shape[0]
-    channels = all_channels if channels is None else channels
+    joints = None if coord_map is None else coord_map.joint_index()
+    if joints is not None:
+        if rows is not None:
+            raise ValueError("joint swaps apply to the whole batch, not to selected rows")
+        # swap the joints of the input (into a reused buffer), so that the result is written once
+        x = permute_joints(x, joints, None if x.requires_grad else scratch("joints", x.shape, x.dtype, device))
+    if rows is None:
+        rows = torch.add(cached_arange(all_channels, device), cached_arange(total, device)[:, None], alpha=all_channels)
+    n, channels = rows.shape
     if index is None:
         index = cached_arange(t, device).expand(n, t)[:, :, None]
     t_out, k = index.shape[1], index.shape[2]
-    rows = (samples[:, None] * all_channels + cached_arange(channels, device)) * t
-    joints = None if coord_map is None else coord_map.joint_index()
-    if joints is not None:
-        # swap the joints of the input (into a reused buffer), so that the result is written once
-        into = None if x.requires_grad else scratch("joints", x.shape, x.dtype, device)
-        if n != total:
-            joints = torch.arange(v, device=device).expand(total, v).index_copy(0, samples, joints)
-        x = permute_joints(x, joints, into)
     table = x.contiguous().view(total * all_channels * t, v * m)
-    matrix, diagonal = None, True
-    if coord_map is not None:
-        c = coord_map.matrix.shape[-1]
-        if channels < c:
-            raise ValueError(f"a {c}-d coordinate map needs at least {c} channels, got {channels}")
-        diagonal = coord_map.diagonal
-        matrix = coord_map.matrix.to(x.dtype)
-        if channels > c:
-            eye = torch.eye(channels, device=device, dtype=x.dtype).expand(n, channels, channels).clone()
-            eye[:, :c, :c] = matrix
-            matrix = eye
-    if diagonal:
-        source = rows[:, :, None, None] + index[:, None]
+    # table rows as int32 where they fit: half the bytes to build and read
+    row_dtype = torch.int32 if table.shape[0] < 2**31 else torch.int64
+    first, index = (rows * t).to(row_dtype), index.to(row_dtype)  # first: the first table row of every output channel
+    # (the frame index comes first in the sums below: the result then has the broadcast's layout, several times
+    # faster to build and copy than the layout of the small channel operand)
+    if coord_map is None or coord_map.diagonal:
+        # out[n, i, t'] mixes the frames of channel rows[n, i] only
+        source = index[:, None] + first[:, :, None, None]
         scale = None if weight is None else weight.to(x.dtype)[:, None].expand(n, channels, t_out, k)
-        if matrix is not None:
-            diag = matrix.diagonal(dim1=1, dim2=2)[:, :, None, None]
+        if coord_map is not None:
+            diag = _channel_matrix(coord_map, channels, x.dtype).diagonal(dim1=1, dim2=2)[:, :, None, None]
             scale = diag.expand(n, channels, t_out, k) if scale is None else scale * diag
     else:
-        source = (rows[:, None, None, :, None] + index[:, None, :, None, :]).expand(n, channels, t_out, channels, k)
-        scale = matrix[:, :, None, :, None]
-        if weight is not None:
-            scale = scale * weight.to(x.dtype)[:, None, :, None, :]
-        scale = scale.expand(n, channels, t_out, channels, k)
+        # out[n, i, t'] mixes the frames of every selected channel
+        source = (index[:, None, :, None, :] + first[:, None, None, :, None]).expand(n, channels, t_out, channels, k)
+        matrix = _channel_matrix(coord_map, channels, x.dtype)[:, :, None, :, None]
+        scale = matrix.expand(n, channels, t_out, channels, k) if weight is None else matrix * weight.to(x.dtype)[
+            :, None, :, None, :
+        ]
     source = source.reshape(n * channels * t_out, -1)
     if scale is None and source.shape[1] == 1:
         out = torch.nn.functional.embedding(source[:, 0], table)
@@ -370,6 +435,20 @@ def remap(
         scale = None if scale is None else scale.reshape(source.shape)
         out = torch.nn.functional.embedding_bag(source, table, per_sample_weights=scale, mode="sum")
     return out.view(n, channels, t_out, v, m)
+
+
+def _channel_matrix(coord_map: CoordMap, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(N, channels, channels)`` matrix of ``coord_map``: its map on the first ``c`` channels, the identity on
+    the others."""
+    matrix = coord_map.matrix.to(dtype)
+    c = matrix.shape[-1]
+    if channels < c:
+        raise ValueError(f"a {c}-d coordinate map needs at least {c} channels, got {channels}")
+    if channels == c:
+        return matrix
+    full = torch.eye(channels, device=matrix.device, dtype=dtype).expand(matrix.shape[0], channels, channels).clone()
+    full[:, :c, :c] = matrix
+    return full
 
 
 def _scale_channels(x: torch.Tensor, coord_map: CoordMap | None, inplace: bool) -> torch.Tensor:

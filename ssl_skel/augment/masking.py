@@ -17,8 +17,11 @@ from .base import (
     Frames,
     OwnedAugmentation,
     SubsetAugmentation,
+    cached_arange,
+    channel_factors,
     param_dtype,
     random_subset,
+    random_words,
     scratch,
     uniform,
 )
@@ -42,10 +45,7 @@ def standard_normal(
     caller must consume the result before the next call)."""
     count = math.prod(shape)
     device = table.device
-    words = scratch("normal_bits", (-(-count // 4),), torch.int64, device) if reuse else None
-    words = torch.empty(-(-count // 4), dtype=torch.int64, device=device) if words is None else words
-    words.random_(-(2**63), None, generator=generator)
-    bits = words.view(torch.uint16)[:count]
+    bits = random_words(-(-count // 4), generator, device).view(torch.uint16)[:count]
     if not reuse:
         return table.index_select(0, bits.to(torch.int32)).view(shape)
     index = scratch("normal_index", (count,), torch.int32, device).copy_(bits)
@@ -109,49 +109,26 @@ class GaussianNoise(SubsetAugmentation):
     ) -> tuple[torch.Tensor, Frames, bool]:
         """See :meth:`Augmentation.augment_subset`; ``scale`` (``(N, c')``, optional) multiplies the noise of the
         first ``c'`` channels per sample (``Compose`` passes a later diagonal map it applied before the noise;
-        ``binary``: its factors are all 0 or 1)."""
+        ``binary``: its factors are all 0 or 1, and no noise is drawn for the zeroed channels)."""
         n, channels, t, v, m = x.shape
-        c, k = min(self.coords, channels), index.shape[0]
-        noise = self.sample_noise((k, c, t, v * m), x, generator)
-        if scale is not None:
-            _scale_noise(noise, scale if k == n else scale.index_select(0, index), binary)
-        present = frames.present if k == n else frames.present.index_select(0, index)
-        # 0/1 mask of present persons, with a long contiguous inner axis; skipped when everybody is present
-        mask = None
-        if not bool(present.all()):
-            mask = scratch("noise_mask", (k, 1, t, v, m), x.dtype, x.device)
-            mask.copy_(present[:, None, :, None, :].expand(mask.shape))
-            mask = mask.view(k, 1, t, v * m)
-        if k == n and not owned:
-            flat = x.reshape(n, channels, t, v * m)
-            out = flat[:, :c] + self.sigma * noise if mask is None else torch.addcmul(
-                flat[:, :c], noise, mask, value=self.sigma
-            )
-            if c < channels:
-                out = torch.cat([out, flat[:, c:]], dim=1)
-            return out.view(x.shape), frames, True
+        c = min(self.coords, channels)
+        # the (sample, channel) rows of x that receive noise, and their factors
+        rows = torch.add(cached_arange(c, x.device), index[:, None], alpha=channels).view(-1)
+        factors = None if scale is None else channel_factors(scale.index_select(0, index), c).view(-1)
+        if factors is not None and binary:
+            rows, factors = rows[factors != 0], None
+        if rows.numel() == 0:
+            return x, frames, owned
+        noise = self.sample_noise((rows.shape[0], t, v * m), x, generator)
+        if factors is not None:
+            noise.mul_(factors.to(x.dtype)[:, None, None])
+        if not frames.full:  # absent persons stay zero
+            mask = scratch("noise_mask", (rows.shape[0], t, v, m), x.dtype, x.device)
+            mask.copy_(frames.present.index_select(0, rows // channels)[:, :, None, :].expand(mask.shape))
+            noise.mul_(mask.view(noise.shape))
         out = x if owned else x.clone(memory_format=torch.contiguous_format)
-        coords = out.view(n, channels, t, v * m)[:, :c]
-        if mask is not None:
-            noise.mul_(mask)
-        if k == n:
-            coords.add_(noise, alpha=self.sigma)
-        else:
-            coords.index_add_(0, index, noise, alpha=self.sigma)
+        out.view(n * channels, t * v * m).index_add_(0, rows, noise.view(rows.shape[0], -1), alpha=self.sigma)
         return out, frames, True
-
-
-def _scale_noise(noise: torch.Tensor, scale: torch.Tensor, binary: bool = False) -> None:
-    """Multiply ``noise`` ``(k, c, ...)`` in place by ``scale`` ``(k, c')`` on its first ``c'`` channels; with
-    ``binary`` (every factor 0 or 1) only the zeroed channels are written."""
-    k, c = noise.shape[:2]
-    width = min(c, scale.shape[1])
-    factors = scale[:, :width]
-    if not binary:
-        noise.view(k, c, -1)[:, :width].mul_(factors[:, :, None])
-        return
-    zero = (factors == 0).nonzero()
-    noise.view(k * c, -1).index_fill_(0, zero[:, 0] * c + zero[:, 1], 0)
 
 
 class JointMask(OwnedAugmentation):
@@ -176,7 +153,7 @@ class JointMask(OwnedAugmentation):
         """``(N, T, M, int(ratio * V))`` int64 hidden joints per sample, frame and person (all persons)."""
         n, t, m = frames.present.shape
         count = int(self.ratio * joints)
-        return random_subset(n * t * m, joints, count, frames.present.device, generator, as_index=True).view(
+        return random_subset(n * t * m, joints, count, frames.present.device, generator, as_index=True).reshape(
             n, t, m, count
         )
 
@@ -194,26 +171,19 @@ class JointMask(OwnedAugmentation):
     ) -> tuple[torch.Tensor, Frames, bool]:
         n, channels, t, v, m = x.shape
         c = min(self.coords, channels)
-        device = x.device
         chosen = self.sample_joints(frames, v, generator)
-        # flat offset of every hidden (sample, channel, frame, person, draw) entry: written once, no full-size mask
-        # (broadcasts are kept over leading axes: tiny trailing axes make elementwise kernels slow)
-        steps, persons = torch.arange(t, device=device), torch.arange(m, device=device)
-        frame_slot = (steps[:, None, None] * (v * m) + persons[:, None]).expand(chosen.shape[1:]).reshape(-1)
-        slot = chosen.view(n, -1) * m + frame_slot
-        start = (torch.arange(n, device=device)[:, None] * channels + torch.arange(channels, device=device)) * (
-            t * v * m
-        )
-        position = (start[:, :, None] + slot[:, None, :]).view(-1)
-        value = torch.as_tensor(self.value, device=device).to(x.dtype).reshape(-1).expand(c)
-        per_channel = torch.cat([value, value.new_zeros(channels - c)])
-        present = frames.present
-        if bool(present.all()):
-            values = per_channel[None, :, None].expand(n, channels, slot.shape[1])
-        else:  # absent persons get 0, i.e. stay zero
-            values = per_channel[None, :, None] * present.to(x.dtype)[..., None].expand(chosen.shape).reshape(n, 1, -1)
+        # offset of every hidden joint in the (T, V, M) block of a channel, the same in every channel
+        frame_slot = cached_arange(t, x.device)[:, None, None] * (v * m) + cached_arange(m, x.device)[:, None]
+        position = (chosen * m + frame_slot).reshape(n, 1, -1)
+        value = torch.as_tensor(self.value, device=x.device).to(x.dtype).reshape(-1).expand(c)
+        if c < channels:
+            value = torch.cat([value, value.new_zeros(channels - c)])
+        values = value[None, :, None]
+        if not frames.full:  # absent persons get 0, i.e. stay zero
+            values = values * frames.present.to(x.dtype)[..., None].expand(chosen.shape).reshape(n, 1, -1)
+        shape = (n, channels, position.shape[2])
         out = x if owned else x.clone(memory_format=torch.contiguous_format)
-        out.view(-1).scatter_(0, position, values.reshape(-1))
+        out.view(n, channels, -1).scatter_(2, position.expand(shape), values.expand(shape))
         return out, frames, True
 
 

@@ -119,7 +119,7 @@ class MainAxisRotate(LinearAugmentation):
         if self.coords == 2:
             axis = torch.full((n,), 2, device=like.device)
         else:
-            axis = (torch.rand(n, generator=generator, device=like.device) * 3).long().clamp_(max=2)
+            axis = torch.randint(3, (n,), generator=generator, device=like.device)
         is_main = axis[:, None] == cached_arange(3, like.device)
         return torch.where(is_main, main, other) * (math.pi / 180)
 
@@ -181,6 +181,6 @@ class AxisMask(LinearAugmentation):
 
     def coord_map(self, x: torch.Tensor, generator: torch.Generator | None) -> CoordMap:
         n, c = x.shape[0], self.coords
-        axis = (torch.rand(n, generator=generator, device=x.device) * c).long().clamp_(max=c - 1)
+        axis = torch.randint(c, (n,), generator=generator, device=x.device)
         keep = (axis[:, None] != cached_arange(c, x.device)).to(param_dtype(x.dtype))
         return CoordMap(torch.diag_embed(keep), diagonal=True)

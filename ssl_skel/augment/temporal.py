@@ -8,11 +8,21 @@ the neighbouring linear maps into a single pass.
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 
 import torch
 
-from .base import Augmentation, Frames, SubsetAugmentation, cached_arange, param_dtype, remap, uniform
+from .base import (
+    Augmentation,
+    Frames,
+    SubsetAugmentation,
+    cached_arange,
+    channel_factors,
+    param_dtype,
+    remap,
+    uniform,
+)
 
 __all__ = [
     "FrameAugmentation", "GaussianBlur", "TemporalCropResize", "TemporalShiftCrop", "TimeFlip", "gather_frames",
@@ -47,6 +57,11 @@ class FrameAugmentation(Augmentation):
 
 
 def _gather_present(frames: Frames, index: torch.Tensor, keep: torch.Tensor) -> Frames:
+    """The occupancy after a reordering of the valid frames: frame ``t`` is frame ``index[n, t]`` where ``keep``
+    (``(N, T)``), padding elsewhere (so a full batch stays full)."""
+    if frames.full:
+        return frames
+
     def compute() -> torch.Tensor:
         present = frames.present
         picked = present.gather(1, index[:, :, None].expand(-1, -1, present.shape[2]))
@@ -157,6 +172,21 @@ class TimeFlip(FrameAugmentation):
         return source[:, :, None], None, _gather_present(frames, source, keep)
 
 
+@functools.lru_cache(maxsize=32)
+def _band_layout(
+    kernel_size: int, frames: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For a centred filter of ``kernel_size`` taps over ``frames`` frames: the ``(T, K)`` int64 source frame of
+    every tap (clamped into range), the ``(T, K)`` int64 last frame a tap needs to be valid (``frames`` if its source
+    is before the start) and the ``(K,)`` exponents ``-offset^2 / 2`` of the taps at unit sigma."""
+    radius = kernel_size // 2
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    frame = torch.arange(frames, device=device)[:, None]
+    source = frame + offsets
+    last = torch.where(source < 0, frames, torch.maximum(source, frame))
+    return source.clamp(0, frames - 1), last, offsets.square().to(dtype) * -0.5
+
+
 class GaussianBlur(SubsetAugmentation):
     """Temporal gaussian filter per coordinate channel over the valid frames, ``sigma ~ U(*sigma)`` per sample.
 
@@ -165,7 +195,8 @@ class GaussianBlur(SubsetAugmentation):
     HiCLR/AimCLR reference, whose kernel ``exp(-d^2 / (2 sigma^2))`` is not normalised and which pads with zeros:
     it also scales the sequence by the kernel sum (about 1 at sigma 0.1, about 5 at sigma 2) and fades it towards
     its ends. Padding frames stay zero; a person missing in some valid frames counts as zeros there (as in the
-    reference). Applied as one batched matrix product along time.
+    reference). Applied as ``kernel_size`` taps per frame in one ``embedding_bag`` (:func:`remap`) over the blurred
+    channel rows, whose change is added in place.
 
     Args:
         kernel_size: odd number of taps (15 in the references).
@@ -206,28 +237,39 @@ class GaussianBlur(SubsetAugmentation):
         self, sigma: torch.Tensor, length: torch.Tensor, frames: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The filters of :meth:`kernels` as ``(N, T, K)`` source frames and their weights (``K`` taps)."""
-        radius = self.kernel_size // 2
-        offsets = cached_arange(self.kernel_size, sigma.device, -radius)
-        taps = torch.exp(offsets.to(sigma.dtype).square() * (-0.5 / sigma.square())[:, None])
-        frame = cached_arange(frames, sigma.device)
-        source = frame[:, None] + offsets
-        length = length[:, None, None]
-        weight = taps[:, None, :] * ((source >= 0) & (source < length))
+        source, last, exponent = _band_layout(self.kernel_size, frames, sigma.dtype, sigma.device)
+        taps = torch.exp(exponent / sigma.square()[:, None])
+        # a tap counts if both its source frame and the output frame are valid
+        weight = torch.where(last < length[:, None, None], taps[:, None, :], 0.0)
         if self.normalize:
-            weight = weight / weight.sum(dim=2, keepdim=True).clamp(min=1e-12)
-        weight = weight * (frame[:, None] < length)
-        return source.clamp(0, frames - 1).expand_as(weight), weight
+            weight /= weight.sum(dim=2, keepdim=True).clamp_(min=1e-12)
+        return source.expand_as(weight), weight
 
     def augment_subset(
-        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool
+        self, x: torch.Tensor, frames: Frames, index: torch.Tensor, generator: torch.Generator | None, owned: bool,
+        scale: torch.Tensor | None = None, binary: bool = False,
     ) -> tuple[torch.Tensor, Frames, bool]:
+        """See :meth:`Augmentation.augment_subset`. ``Compose`` passes a later diagonal map it applied before the
+        blur as ``scale`` (``(N, c')``, ``binary``: factors 0 or 1): the blur commutes with it, and the channels it
+        zeroes are skipped."""
         n, channels, t = x.shape[:3]
         c = min(self.coords, channels)
-        sigma = self.sample_sigma(index.shape[0], x, generator)
-        source, weight = self.band(sigma, frames.lengths.index_select(0, index), t)
-        blurred = remap(x, index=source, weight=weight, samples=index, channels=c)
-        if index.shape[0] == n and c == channels:
-            return blurred, frames, True
-        out = x if owned else x.clone()
-        out.narrow(1, 0, c).index_copy_(0, index, blurred)
+        length = frames.lengths.index_select(0, index)
+        source, weight = self.band(self.sample_sigma(index.shape[0], x, generator), length, t)
+        rows = torch.add(cached_arange(c, x.device), index[:, None], alpha=channels)
+        if scale is not None and binary:  # one filter per channel row that is not zero
+            keep = channel_factors(scale.index_select(0, index), c) != 0
+            rows, position = rows[keep][:, None], keep.nonzero()[:, 0]
+            # (the source frames are the same for every filter)
+            source, weight = source[:1].expand(rows.shape[0], -1, -1), weight.index_select(0, position)
+            length = length.index_select(0, position)
+        if rows.numel() == 0:
+            return x, frames, owned
+        if rows.shape == (n, channels):  # every channel row of the batch
+            return remap(x, index=source, weight=weight, rows=rows), frames, True
+        # the change of every blurred channel, added in place: the centre tap of a valid frame loses 1
+        weight[:, :, self.kernel_size // 2] -= (cached_arange(t, x.device) < length[:, None]).to(weight.dtype)
+        change = remap(x, index=source, weight=weight, rows=rows)
+        out = x if owned else x.clone(memory_format=torch.contiguous_format)
+        out.view(n * channels, -1).index_add_(0, rows.view(-1), change.view(rows.numel(), -1))
         return out, frames, True

@@ -11,6 +11,7 @@ from ssl_skel.augment import (
     POLICIES,
     AxisMask,
     Compose,
+    Frames,
     GaussianBlur,
     GaussianNoise,
     MainAxisRotate,
@@ -101,3 +102,33 @@ def test_noise_before_a_hoisted_scale_is_scaled() -> None:
     chain = Compose([Shear(0.0), GaussianNoise(0.01), Scale(2.0, 2.0)])
     out = chain(x, torch.Generator().manual_seed(0))
     assert abs((out - 2).std().item() - 0.02) < 1e-3
+
+
+def test_blurring_some_samples_in_place_equals_blurring_them_alone() -> None:
+    x = make_batch(n=10, dtype=torch.float64)
+    frames = Frames(source=x)
+    index = torch.tensor([1, 2, 6])
+    blur = GaussianBlur()
+    out, _, _ = blur.augment_subset(x.clone(), frames, index, torch.Generator().manual_seed(3), owned=True)
+    alone = blur(x[index], torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out[index], alone)
+    keep = torch.tensor([i for i in range(10) if i not in index.tolist()])
+    torch.testing.assert_close(out[keep], x[keep], rtol=0, atol=0)
+
+
+def test_stacked_views_do_not_scale_noise_that_follows_the_hoisted_axis_mask() -> None:
+    x = make_batch(n=8)
+    policy = Compose([Shear(0.5), RandomApply(GaussianBlur(), 0.5), AxisMask(), GaussianNoise(0.1)])
+    for view in MultiView([policy, policy])(x, torch.Generator().manual_seed(0)):
+        assert (view[0, :3] != 0).flatten(1).any(dim=1).all()
+
+
+@pytest.mark.parametrize("axis_p", [0.0, 0.5])
+def test_blur_of_every_sample_before_a_hoisted_axis_mask(axis_p: float) -> None:
+    x = make_batch(n=6, dtype=torch.float64)
+    blur, axis = GaussianBlur(), RandomApply(AxisMask(), axis_p)
+    fused = Compose([Shear(0.5), blur, axis])(x, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    step = Shear(0.5)(x, g)
+    mask = axis.coord_map(x, g)
+    torch.testing.assert_close(fused, mask.apply(blur(step, g)))
