@@ -10,6 +10,7 @@ so that a corrupted file is an error rather than different numbers.
 from __future__ import annotations
 
 import struct
+import tokenize
 import zipfile
 import zlib
 from os import PathLike
@@ -85,7 +86,8 @@ def open_npz_member(path: str | PathLike, key: str) -> np.ndarray:
     except SkeletonFileError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, zlib.error, NotImplementedError,
-            RuntimeError, MemoryError) as err:  # also: unsupported compression, encryption, corrupt deflate data
+            RuntimeError, MemoryError, SyntaxError, tokenize.TokenError) as err:
+        # also: unsupported compression, encryption, corrupt deflate data, a garbled .npy header dictionary
         raise SkeletonFileError(path, f"cannot read array {key!r} ({type(err).__name__}: {err})") from err
 
 
