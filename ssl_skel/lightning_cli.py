@@ -35,6 +35,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from .callbacks import SkeletonViewLogger
 from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
 from .data.datamodule import SkeletonDataModule
+from .distributed import GlobalBatchNorm
 from .methods import PretrainMethod
 from .tracking import finish_wandb
 
@@ -76,6 +77,7 @@ class RunDirCLI(LightningCLI):
     it and is named after its last two parts (``runs/hiclr/ntu60_xsub`` -> ``hiclr-ntu60_xsub``). Checkpoints are
     written and read by :class:`~ssl_skel.checkpoint_io.AtomicCheckpointIO` unless another ``CheckpointIO`` plugin
     is configured; a ``--ckpt_path`` file that holds anything but weights is refused before it is read.
+    ``--trainer.sync_batchnorm true`` installs :class:`~ssl_skel.distributed.GlobalBatchNorm` (CPU and GPU).
     """
 
     default_root = "runs"
@@ -102,6 +104,13 @@ class RunDirCLI(LightningCLI):
             logger.init_args = init
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        init = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer_config = {**init.get("trainer", {}), **kwargs}
+        if trainer_config.get("sync_batchnorm"):
+            # the project's global-batch BatchNorm: any device, and it keeps ST-GCN's BatchNorm + dropout layers
+            plugins = trainer_config.get("plugins") or []
+            plugins = plugins if isinstance(plugins, list) else [plugins]
+            kwargs.update(sync_batchnorm=False, plugins=[*plugins, GlobalBatchNorm()])
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a configured plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()

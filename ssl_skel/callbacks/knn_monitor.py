@@ -8,11 +8,44 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from torch.utils.data import DataLoader, SequentialSampler
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ..metrics.knn import KNNAccuracy
 
 __all__ = ["KNNMonitor", "extract_features"]
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process; ``(0, 1)`` without an initialised process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _shard(loader: DataLoader, rank: int, world: int) -> DataLoader:
+    """The samples ``rank, rank + world, ...`` of an in-order ``loader``, batched like it (no padding, no repeats)."""
+    if not isinstance(loader.sampler, SequentialSampler) or loader.batch_size is None:
+        raise ValueError("distributed feature extraction needs an in-order loader with a batch size")
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=range(rank, len(loader.dataset), world),
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        worker_init_fn=loader.worker_init_fn,
+    )
+
+
+def _gather_strided(local: torch.Tensor, world: int) -> torch.Tensor:
+    """Inverse of :func:`_shard` over every process: rank ``r``'s rows ``(n_r, ...)`` go to rows ``r::world``."""
+    parts = gather_all_tensors(local.contiguous())
+    out = local.new_empty((sum(len(p) for p in parts), *local.shape[1:]))
+    for rank, part in enumerate(parts):
+        out[rank::world] = part
+    return out
 
 
 @torch.no_grad()
@@ -21,17 +54,25 @@ def extract_features(
     loader: DataLoader,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled backbone features ``(N, D)`` and labels ``(N,)`` of every batch of ``loader``, backbone in eval mode.
+    """Pooled backbone features ``(N, D)`` and labels ``(N,)`` of every sample of ``loader``, in its order, with
+    the backbone in eval mode.
 
     Batches ``x (N, C, T, V, M)`` go through ``transform`` (default: the module's feature-stream conversion
     ``to_stream``, when it has one) but no augmentation; the backbone's train/eval mode is restored afterwards.
+    In a distributed run (an initialised process group of W processes; ``loader`` in order) process ``r``
+    computes the samples ``r, r + W, ...`` and every process returns the features of all of them, gathered back
+    into the loader's order: each sample once, as in a single process. Every process must call it.
     """
     backbone = module.backbone
     if transform is None and hasattr(module, "to_stream"):
         transform = module.to_stream
+    rank, world = _world()
+    if world > 1:
+        loader = _shard(loader, rank, world)
     was_training = backbone.training
     backbone.eval()
-    features, labels = [], []
+    features = [torch.empty(0, backbone.feature_dim, device=module.device)]
+    labels = [torch.empty(0, dtype=torch.long, device=module.device)]
     try:
         for batch in loader:
             x = batch["x"].to(module.device, non_blocking=True)
@@ -40,14 +81,19 @@ def extract_features(
             labels.append(batch["label"].to(module.device))
     finally:
         backbone.train(was_training)
-    return torch.cat(features), torch.cat(labels)
+    features_all, labels_all = torch.cat(features), torch.cat(labels)
+    if world > 1:
+        return _gather_strided(features_all, world), _gather_strided(labels_all, world)
+    return features_all, labels_all
 
 
 class KNNMonitor(L.Callback):
     """kNN accuracy (cosine, ``ks``) of the current backbone during pretraining.
 
     The bank is the UN-augmented training set (the data module's ``train_eval_dataloader``) and the queries are its
-    evaluation split (``val_dataloader``), both with deterministic centre sampling. Runs before training
+    evaluation split (``val_dataloader``), both with deterministic centre sampling. In a distributed run every
+    process computes its share of both and the features are gathered (:func:`extract_features`), so that the
+    accuracy is the single-process one. Runs before training
     (``at_start``: the encoder at initialisation, logged at step 0) and every ``every_n_epochs`` epochs and after
     the last one, logs ``knn/top1_k{k}`` through the module's loggers, and appends every result to
     ``knn.jsonl`` in the trainer's log directory.
@@ -82,7 +128,10 @@ class KNNMonitor(L.Callback):
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "train_eval_dataloader"):
             raise ValueError("KNNMonitor needs a SkeletonDataModule (train_eval_dataloader and val_dataloader)")
-        metric = KNNAccuracy(self.ks, datamodule.num_classes, self.temperature, self.chunk_size).to(module.device)
+        # extract_features gives every process all the features already: no second gathering in the metric
+        metric = KNNAccuracy(
+            self.ks, datamodule.num_classes, self.temperature, self.chunk_size, sync_on_compute=False
+        ).to(module.device)
         metric.update(*extract_features(module, datamodule.train_eval_dataloader()), train=True)
         metric.update(*extract_features(module, datamodule.val_dataloader()), train=False)
         return {key.replace("knn_", ""): 100.0 * float(value) for key, value in metric.compute().items()}
@@ -90,8 +139,8 @@ class KNNMonitor(L.Callback):
     def _record(self, trainer: L.Trainer, epoch: int, result: dict[str, float]) -> None:
         entry = {"epoch": epoch, "step": trainer.global_step, **result}
         self.history.append(entry)
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # every process: a broadcast under DDP
         if trainer.is_global_zero:
-            log_dir = Path(trainer.log_dir or trainer.default_root_dir)
             log_dir.mkdir(parents=True, exist_ok=True)
             with open(log_dir / "knn.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")

@@ -17,8 +17,8 @@ from matplotlib.patches import Patch
 from ..skeleton.layouts import Layout, get_layout
 
 __all__ = [
-    "ReconstructionLogger", "SkeletonViewLogger", "pca_2d", "render_confusion_matrix", "render_embedding",
-    "render_segments", "render_skeletons", "save_figure",
+    "ReconstructionLogger", "SkeletonViewLogger", "media_dir", "pca_2d", "render_confusion_matrix",
+    "render_embedding", "render_segments", "render_skeletons", "save_figure",
 ]
 
 PERSON_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:orange")
@@ -65,10 +65,16 @@ def render_skeletons(
     return fig
 
 
+def media_dir(trainer: L.Trainer) -> Path:
+    """``<log dir>/media``. ``trainer.log_dir`` is a collective under DDP: every process must ask at the same point
+    (e.g. in ``setup``), never the first process alone."""
+    return Path(trainer.log_dir or trainer.default_root_dir) / "media"
+
+
 def save_figure(trainer: L.Trainer, fig: Figure, name: str, key: str, directory: str | Path | None = None) -> Path:
-    """Save ``fig`` to ``<directory>/<name>.png`` (default directory: ``<log dir>/media``) and log it as image
+    """Save ``fig`` to ``<directory>/<name>.png`` (default directory: :func:`media_dir`) and log it as image
     ``key`` to every logger of ``trainer`` that takes images (W&B); returns the path."""
-    media = Path(trainer.log_dir or trainer.default_root_dir) / "media" if directory is None else Path(directory)
+    media = media_dir(trainer) if directory is None else Path(directory)
     path = media / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -198,6 +204,10 @@ class SkeletonViewLogger(L.Callback):
         self.num_samples = num_samples
         self.frames = frames
         self.every_n_epochs = every_n_epochs
+        self.media: Path | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.media = media_dir(trainer)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -215,7 +225,7 @@ class SkeletonViewLogger(L.Callback):
             clips, datamodule.layout, [f"label {y}" for y in labels], [f"view {j + 1}" for j in range(len(views))],
             self.frames,
         )
-        save_figure(trainer, fig, f"views_epoch{trainer.current_epoch}", "media/augmented_views")
+        save_figure(trainer, fig, f"views_epoch{trainer.current_epoch}", "media/augmented_views", self.media)
 
 
 class ReconstructionLogger(L.Callback):
@@ -240,12 +250,14 @@ class ReconstructionLogger(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.seed = seed
         self.samples: tuple[torch.Tensor, list[int]] | None = None
+        self.media: Path | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not callable(getattr(pl_module, "reconstruct", None)):
             raise TypeError(
                 f"ReconstructionLogger needs a masked method with reconstruct(); got {type(pl_module).__name__}"
             )
+        self.media = media_dir(trainer)
 
     def _due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch
@@ -272,4 +284,4 @@ class ReconstructionLogger(L.Callback):
         names = list(clips)
         rows = [[clips[k][i].float().cpu().numpy() for k in names] for i in range(x.shape[0])]
         fig = render_skeletons(rows, trainer.datamodule.layout, [f"label {y}" for y in labels], names, self.frames)
-        save_figure(trainer, fig, f"reconstruction_epoch{trainer.current_epoch}", "media/reconstruction")
+        save_figure(trainer, fig, f"reconstruction_epoch{trainer.current_epoch}", "media/reconstruction", self.media)

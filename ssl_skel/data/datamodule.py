@@ -426,12 +426,19 @@ class SkeletonDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled, random crop-resize (unless ``random_crop`` is off), ``num_views`` views, the labelled subset."""
+        """Shuffled, random crop-resize (unless ``random_crop`` is off), ``num_views`` views, the labelled subset.
+
+        In a distributed run Lightning gives every process its share of the :class:`EpochSampler` order.
+        """
         self.setup()
         dataset = self._dataset(self.train_indices, self.random_crop)
         if self.train_seed is None:
             # drawn once per data module from torch's global RNG: ``seed_everything`` makes it reproducible
-            self.train_seed = int(torch.randint(0, 2**31, ()).item())
+            seed = int(torch.randint(0, 2**31, ()).item())
+            if self.trainer is not None and self.trainer.world_size > 1:
+                # the processes of a distributed run take their shares of ONE order: the first process's
+                seed = self.trainer.strategy.broadcast(seed, src=0)
+            self.train_seed = seed
         sampler = EpochSampler(len(dataset), self.train_seed, shuffle=True)
         return self._loader(dataset, self.batch_size, self.drop_last, sampler)
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from ..data.datamodule import SkeletonDataModule
@@ -172,9 +173,28 @@ def _classify(cli: EvalCLI) -> Outcome:
 
 
 def _knn(cli: EvalCLI) -> Outcome:
-    """kNN accuracy of the test split against the un-augmented training set, for every k in one pass."""
+    """kNN accuracy of the test split against the un-augmented training set, for every k in one pass.
+
+    With several processes (``--trainer.strategy ddp``, or processes started by torchrun / SLURM) each computes
+    its share of the features and all of them are gathered (:func:`~ssl_skel.callbacks.extract_features`); the
+    result is the single-process one.
+    """
+    launcher = cli.trainer.strategy.launcher
+    if launcher is None:
+        return _knn_processes(cli)
+    if not isinstance(launcher, _SubprocessScriptLauncher):
+        raise ValueError(
+            f"ssl-skel knn runs several processes with --trainer.strategy ddp or under torchrun / SLURM, not with "
+            f"{type(cli.trainer.strategy).__name__} ({type(launcher).__name__})"
+        )
+    return launcher.launch(_knn_processes, cli)
+
+
+def _knn_processes(cli: EvalCLI) -> Outcome:
+    """:func:`_knn` in every process of the run, with its process group set up; the first process writes the
+    run directory (the others return the metrics and an empty table)."""
     module, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
-    run_dir = _start(cli)
+    trainer.strategy.setup_environment()
     module.to(trainer.strategy.root_device)
     (train_features, train_labels), (test_features, test_labels) = split_features(module, datamodule)
     ks = list(cli.config.ks)
@@ -183,6 +203,9 @@ def _knn(cli: EvalCLI) -> Outcome:
         cli.config.chunk_size,
     )
     metrics = {f"knn/top1_k{k}": 100.0 * float((predictions[k] == test_labels).float().mean()) for k in ks}
+    if not trainer.is_global_zero:
+        return metrics, ""
+    run_dir = _start(cli)
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=0)
         logger.save()
@@ -200,7 +223,8 @@ def _run(command: str, argv: list[str], body: Callable[[EvalCLI], Outcome]) -> M
         metrics, table = body(cli)
     finally:
         finish_wandb(cli.trainer.loggers)
-    print(table)
+    if table:
+        print(table)
     return metrics
 
 
