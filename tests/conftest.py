@@ -4,9 +4,11 @@ tiny prepared store for end-to-end runs."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ssl_skel.data.prepare import prepare
 from ssl_skel.data.source import get_source
@@ -38,3 +40,23 @@ def tiny_store(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "store"
     prepare(get_source("synthetic", **options), None, out, source_options=options, progress=False)
     return out
+
+
+@pytest.fixture()
+def tiny_pretrain_config(tiny_store: Path, tmp_path: Path) -> Callable[..., Path]:
+    """Writer of a CPU-sized HiCLR pretraining config on ``tiny_store`` (ST-GCN width 4, 16 frames, batch 8,
+    queue 16, kNN every epoch, 1 epoch of 2 steps), run directory ``tmp_path / "run"``: ``write(name, **trainer)``
+    writes ``tmp_path / name`` with ``trainer`` overrides and returns its path."""
+    config = yaml.safe_load((PROJECT_ROOT / "configs/pretrain/hiclr/synthetic.yaml").read_text())
+    config["trainer"].update(max_epochs=1, limit_train_batches=2, default_root_dir=str(tmp_path / "run"))
+    config["trainer"]["callbacks"][0]["init_args"]["every_n_epochs"] = 1
+    config["model"]["init_args"].update(queue_size=16)
+    config["model"]["init_args"]["backbone"]["init_args"]["width"] = 4
+    config["data"] = {"root": str(tiny_store), "split": "xsub", "num_frames": 16, "batch_size": 8, "num_workers": 0}
+
+    def write(name: str = "config.yaml", **trainer: object) -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump({**config, "trainer": {**config["trainer"], **trainer}}))
+        return path
+
+    return write

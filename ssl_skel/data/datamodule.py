@@ -442,6 +442,14 @@ class SkeletonDataModule(L.LightningDataModule):
         sampler = EpochSampler(len(dataset), self.train_seed, shuffle=True)
         return self._loader(dataset, self.batch_size, self.drop_last, sampler)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The training order's seed, checkpointed: a resumed run shuffles and crops as the uninterrupted one,
+        whatever drew from the global RNG before its first training loader (e.g. a kNN evaluation at the start)."""
+        return {"train_seed": self.train_seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_seed = state_dict.get("train_seed")
+
     def val_dataloader(self) -> DataLoader:
         """The split's test part, centre sampling."""
         self.setup()

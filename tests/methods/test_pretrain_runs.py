@@ -107,25 +107,13 @@ def test_knn_monitor_logs_at_start_and_after_epochs(tiny_store, tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == [-1, 0]
 
 
-def _write_config(tmp_path: Path, store: Path) -> Path:
-    config = yaml.safe_load(Path("configs/pretrain/hiclr/synthetic.yaml").read_text())
-    config["trainer"].update(max_epochs=1, limit_train_batches=2, default_root_dir=str(tmp_path / "run"))
-    config["trainer"]["callbacks"][0]["init_args"]["every_n_epochs"] = 1
-    config["model"]["init_args"].update(queue_size=16)
-    config["model"]["init_args"]["backbone"]["init_args"]["width"] = 4
-    config["data"] = {"root": str(store), "split": "xsub", "num_frames": 16, "batch_size": 8, "num_workers": 0}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def test_cli_pretrain_offline_wandb_and_resume(tiny_store, tmp_path, monkeypatch, capsys):
+def test_cli_pretrain_offline_wandb_and_resume(tiny_pretrain_config, tmp_path, monkeypatch, capsys):
     """No credentials, no network: W&B runs offline, the run saves its config and last.ckpt, and resumes."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no stored W&B login
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    config = _write_config(tmp_path, tiny_store)
+    config = tiny_pretrain_config()
     assert main(["pretrain", "-c", str(config)]) == 0
     run = tmp_path / "run"
     assert (run / "checkpoints" / "last.ckpt").is_file()
