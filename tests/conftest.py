@@ -60,3 +60,12 @@ def tiny_pretrain_config(tiny_store: Path, tmp_path: Path) -> Callable[..., Path
         return path
 
     return write
+
+
+@pytest.fixture
+def offline_wandb(monkeypatch, tmp_path) -> None:
+    """No W&B credentials and no reachable server: the W&B logger must run offline by itself."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no stored W&B login
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there

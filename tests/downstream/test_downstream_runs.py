@@ -16,14 +16,6 @@ from ssl_skel.downstream import run_linear
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _offline_wandb(monkeypatch, tmp_path: Path) -> None:
-    """No credentials, no network: the W&B logger must run offline by itself."""
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
-
-
 def _outputs(run: Path) -> dict[str, float]:
     """The run's metrics; checks the files every run leaves."""
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["num_frames"] == 16
@@ -32,8 +24,7 @@ def _outputs(run: Path) -> dict[str, float]:
     return json.loads((run / "metrics.json").read_text())
 
 
-def test_linear_cli_with_offline_wandb(tiny_store, pretrained_ckpt, tmp_path, monkeypatch, capsys):
-    _offline_wandb(monkeypatch, tmp_path)
+def test_linear_cli_with_offline_wandb(offline_wandb, tiny_store, pretrained_ckpt, tmp_path, monkeypatch, capsys):
     config = tiny_config(tmp_path, "linear", tiny_store, wandb=True)
     assert main(["linear", "-c", str(config), "--model.pretrained", str(pretrained_ckpt)]) == 0
     run = tmp_path / "run"

@@ -213,11 +213,7 @@ def test_frozen_backbone_is_unchanged(untrimmed_store):
 
 
 # --- the command --------------------------------------------------------------------------------------------------
-def test_segment_cli_with_offline_wandb(untrimmed_store, pretrained_ckpt, tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)  # no credentials, no network: W&B runs offline by itself
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+def test_segment_cli_with_offline_wandb(offline_wandb, untrimmed_store, pretrained_ckpt, tmp_path, monkeypatch, capsys):
     config = _tiny_config(tmp_path, untrimmed_store, wandb=True)
     assert main(["segment", "-c", str(config), "--model.pretrained", str(pretrained_ckpt)]) == 0
     run = tmp_path / "run"

@@ -141,11 +141,7 @@ def test_resume_ends_with_the_same_weights(tiny_store, generator_ckpt, tmp_path)
         assert torch.equal(a[name], c[name]), f"{name} differs after resuming"
 
 
-def test_cli_pretrain_offline_and_resume(tiny_store, generator_ckpt, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+def test_cli_pretrain_offline_and_resume(offline_wandb, tiny_store, generator_ckpt, tmp_path, monkeypatch):
     config = yaml.safe_load(Path("configs/pretrain/lac/synthetic.yaml").read_text())
     config["trainer"].update(max_epochs=1, limit_train_batches=2, default_root_dir=str(tmp_path / "run"))
     config["trainer"]["callbacks"][0]["init_args"]["every_n_epochs"] = 1

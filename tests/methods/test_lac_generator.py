@@ -167,11 +167,7 @@ def test_data_must_match_the_generator(tiny_store, tmp_path):
         _trainer(tmp_path, 1, enable_checkpointing=False).fit(LACGenerator("nw_ucla20", 3), _datamodule(tiny_store))
 
 
-def test_cli_pretrain_offline_and_resume(tiny_store, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+def test_cli_pretrain_offline_and_resume(offline_wandb, tiny_store, tmp_path, monkeypatch):
     config = yaml.safe_load(Path("configs/pretrain/lac_generator/synthetic.yaml").read_text())
     config["trainer"].update(max_epochs=1, limit_train_batches=2, default_root_dir=str(tmp_path / "run"))
     config["data"] = {"root": str(tiny_store), "split": "xsub", "num_frames": 16, "batch_size": 8, "num_workers": 0,

@@ -107,12 +107,8 @@ def test_knn_monitor_logs_at_start_and_after_epochs(tiny_store, tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == [-1, 0]
 
 
-def test_cli_pretrain_offline_wandb_and_resume(tiny_pretrain_config, tmp_path, monkeypatch, capsys):
+def test_cli_pretrain_offline_wandb_and_resume(offline_wandb, tiny_pretrain_config, tmp_path, monkeypatch, capsys):
     """No credentials, no network: W&B runs offline, the run saves its config and last.ckpt, and resumes."""
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no stored W&B login
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     config = tiny_pretrain_config()
     assert main(["pretrain", "-c", str(config)]) == 0
     run = tmp_path / "run"

@@ -154,11 +154,7 @@ def test_resume_ends_with_the_same_weights(tiny_store, tmp_path):
         assert torch.equal(a[name], c[name]), f"{name} differs after resuming"
 
 
-def test_cli_pretrain_offline_with_reconstructions(tiny_store, tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+def test_cli_pretrain_offline_with_reconstructions(offline_wandb, tiny_store, tmp_path, monkeypatch):
     config = yaml.safe_load(Path("configs/pretrain/skeleton_mae/synthetic.yaml").read_text())
     config["trainer"].update(max_epochs=1, limit_train_batches=2, default_root_dir=str(tmp_path / "run"))
     config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"] if "Reconstruction" in c["class_path"]]
