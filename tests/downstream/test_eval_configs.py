@@ -30,6 +30,8 @@ def test_every_protocol_has_every_dataset():
     for command in COMMANDS:
         assert {p.stem for p in (ROOT / "eval" / command).glob("*.yaml")} == set(DATASETS), command
     assert {p.stem for p in (ROOT / "eval" / "halp").glob("*.yaml")} == {*DATASETS, "stgcn16_ntu25"}
+    assert {p.stem for p in (ROOT / "eval" / "mamp").glob("*.yaml")} == {*DATASETS, "linear", "finetune"}
+    assert {p.stem for p in (ROOT / "eval" / "skeleton_mae").glob("*.yaml")} == {*DATASETS, "finetune"}
 
 
 def _check_recipe(command: str, resolved: dict) -> None:
@@ -52,17 +54,48 @@ def _check_recipe(command: str, resolved: dict) -> None:
             assert resolved["label_fractions"] == [0.01, 0.1] and len(resolved["seeds"]) >= 3
 
 
-# every protocol with HiCLR's pretraining configs; the HaLP overlays (the same for every protocol) with linear
-CASES = [(c, d, "hiclr") for c in COMMANDS for d in DATASETS] + [("linear", d, "halp") for d in DATASETS]
+def _check_masked_recipe(command: str, method: str, resolved: dict) -> None:
+    """The masked families' probe (standardised features, lr 0.1) and their own fine-tuning recipes."""
+    model, trainer = resolved["model"], resolved["trainer"]
+    optimizer = model["optimizer"]
+    if command == "linear":
+        assert model["protocol"] == "linear" and model["bn_before_linear"] is True
+        assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["lr"] == 0.1
+        assert trainer["max_epochs"] == 100 and resolved["data"]["random_crop"] is False
+        return
+    assert model["protocol"] == "finetune" and model["label_smoothing"] == 0.1
+    if method == "mamp":
+        assert optimizer["class_path"] == "torch.optim.AdamW" and optimizer["init_args"]["lr"] == 0.0005
+        assert model["scheduler"]["init_args"]["max_epochs"] == trainer["max_epochs"] == 100
+    else:
+        assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["lr"] == 0.1
+        assert model["scheduler"]["init_args"]["T_max"] == trainer["max_epochs"] == 110
+        assert resolved["data"]["batch_size"] == 128
+
+
+# every protocol with HiCLR's pretraining configs; the HaLP overlays (the same for every protocol) with linear; the
+# masked families' overlays with their probe and fine-tuning recipes
+MASKED = ("skeleton_mae", "mamp")
+CASES = (
+    [(c, d, "hiclr") for c in COMMANDS for d in DATASETS]
+    + [("linear", d, "halp") for d in DATASETS]
+    + [(c, d, m) for c in ("linear", "finetune") for d in DATASETS for m in MASKED]
+)
 
 
 @pytest.mark.parametrize(("command", "dataset", "method"), CASES, ids=["-".join(case) for case in CASES])
 def test_eval_config_matches_its_pretraining(command, dataset, method, capsys):
     configs = [ROOT / "eval" / command / f"{dataset}.yaml"]
-    if method == "halp":
-        configs.append(ROOT / "eval" / "halp" / f"{dataset}.yaml")
+    if method != "hiclr":
+        configs.append(ROOT / "eval" / method / f"{dataset}.yaml")
+    if method in MASKED:
+        recipe = "mamp/linear" if command == "linear" else f"{method}/finetune"
+        configs.append(ROOT / "eval" / f"{recipe}.yaml")
     resolved = _resolve(command, configs, capsys)
-    _check_recipe(command, resolved)
+    if method in MASKED:
+        _check_masked_recipe(command, method, resolved)
+    else:
+        _check_recipe(command, resolved)
     pretrain = yaml.safe_load((ROOT / "pretrain" / method / f"{dataset}.yaml").read_text())
     for key in DATA_KEYS:
         assert resolved["data"].get(key) == pretrain["data"].get(key), key
