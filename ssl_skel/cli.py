@@ -2,8 +2,10 @@
 
 Subcommands are registered in :data:`SUBCOMMANDS` (name -> help line and a function taking the remaining
 arguments and returning an exit code): ``prepare``, ``pretrain`` (:mod:`ssl_skel.lightning_cli`) and the downstream
-evaluations ``linear``, ``knn``, ``finetune``, ``semi`` (:mod:`ssl_skel.downstream.run`) and ``segment``
-(:mod:`ssl_skel.downstream.segment`).
+evaluations ``linear``, ``knn``, ``finetune``, ``semi``, ``oneshot`` (:mod:`ssl_skel.downstream.run`), ``ensemble``
+(:mod:`ssl_skel.downstream.ensemble`) and ``segment`` (:mod:`ssl_skel.downstream.segment`). A downstream run that
+cannot go ahead (a missing file, an unusable checkpoint, data or runs that do not fit the protocol) prints
+``ssl-skel <subcommand>: error: ...`` and exits with 1.
 
 ``ssl-skel prepare DATASET --raw DIR --out DIR [--workers N] [--max-bad-fraction F] [--overwrite] [--quiet]
 [--<source option> VALUE ...]`` prepares a raw data set into a store. Further ``--name value`` pairs are passed
@@ -145,10 +147,11 @@ def _downstream(command: str) -> Callable[[list[str]], int]:
     def run(argv: list[str]) -> int:
         from . import downstream
         from .downstream.checkpoint import CheckpointError
+        from .downstream.errors import EvaluationError
 
         try:
             getattr(downstream, f"run_{command}")(argv)
-        except (CheckpointError, FileNotFoundError) as err:
+        except (CheckpointError, EvaluationError, FileNotFoundError) as err:
             print(f"ssl-skel {command}: error: {err}", file=sys.stderr)
             return 1
         return 0
@@ -164,6 +167,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "knn": Subcommand("kNN accuracy of a backbone's features (k = 1, 10, 20)", _downstream("knn")),
     "finetune": Subcommand("fine-tune a backbone with a linear head", _downstream("finetune")),
     "semi": Subcommand("fine-tune on 1% / 10% of the labels, several seeds", _downstream("semi")),
+    "oneshot": Subcommand("NTU-120 one-shot accuracy: nearest of 20 exemplars", _downstream("oneshot")),
+    "ensemble": Subcommand("multi-stream ensemble of linear / finetune runs' logits", _downstream("ensemble")),
     "segment": Subcommand("action segmentation of untrimmed videos (frame-wise head)", _downstream("segment")),
     "quickstart": Subcommand("pretrain on the synthetic data set, compare with a random encoder", _quickstart),
 }

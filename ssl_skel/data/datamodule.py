@@ -22,7 +22,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -35,6 +35,9 @@ from .preprocess import NORMALIZATIONS, normalize
 from .source import get_source
 from .store import MANIFEST, SkeletonStore
 from .temporal import center_sample, crop_resize
+
+if TYPE_CHECKING:
+    from ..downstream.longtail import LongTailSplit
 
 __all__ = [
     "EpochSampler", "SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset", "trainer_stream",
@@ -221,8 +224,15 @@ class SkeletonDataModule(L.LightningDataModule):
         test_crop: evaluation centre-crop ratio.
         label_fraction: fraction of labelled training samples kept (class-balanced) for the train loaders.
         label_seed: seed of that subset.
-        label_indices_path: JSON file to save the chosen subset to; by default ``label_subset.json`` in the
-            trainer's log directory when there is one. Only written when ``label_fraction < 1``.
+        long_tail_imbalance: imbalance factor IF of the BRL long-tailed training set
+            (:mod:`ssl_skel.downstream.longtail`: class c keeps ``floor(long_tail_max_per_class * (1/IF) ** (c /
+            (C - 1)))`` of its training samples; the protocol uses 10, 50, 100); it replaces the training indices,
+            the test split is unchanged. ``None``: the whole training split. Excludes ``label_fraction < 1``.
+        long_tail_seed: seed of the within-class shuffle that picks the long-tailed samples.
+        long_tail_max_per_class: ``n_0``, the training samples kept of class 0.
+        label_indices_path: JSON file to save the chosen training subset to (its indices and sample names); by
+            default ``label_subset.json`` (``label_fraction < 1``) or ``long_tail_subset.json``
+            (``long_tail_imbalance``) in the trainer's log directory when there is one. Only written for a subset.
         num_views: independent training crops per sample.
         batch_size: training batch size.
         eval_batch_size: evaluation batch size (default ``batch_size``).
@@ -250,6 +260,9 @@ class SkeletonDataModule(L.LightningDataModule):
         test_crop: float = 0.95,
         label_fraction: float = 1.0,
         label_seed: int = 0,
+        long_tail_imbalance: float | None = None,
+        long_tail_seed: int = 0,
+        long_tail_max_per_class: int = 600,
         label_indices_path: str | None = None,
         num_views: int = 1,
         batch_size: int = 64,
@@ -271,6 +284,11 @@ class SkeletonDataModule(L.LightningDataModule):
             raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")
         if not 0 < label_fraction <= 1:
             raise ValueError(f"label_fraction must be in (0, 1], got {label_fraction}")
+        if long_tail_imbalance is not None and label_fraction < 1:
+            raise ValueError(
+                f"long_tail_imbalance ({long_tail_imbalance}) replaces the training set: it cannot be combined with "
+                f"label_fraction {label_fraction}"
+            )
         self.save_hyperparameters()
         self.root, self.dataset, self.raw = root, dataset, raw
         self.source_options = dict(source_options or {})
@@ -285,6 +303,9 @@ class SkeletonDataModule(L.LightningDataModule):
         self.test_crop = test_crop
         self.label_fraction = label_fraction
         self.label_seed = label_seed
+        self.long_tail_imbalance = long_tail_imbalance
+        self.long_tail_seed = long_tail_seed
+        self.long_tail_max_per_class = long_tail_max_per_class
         self.label_indices_path = label_indices_path
         self.num_views = num_views
         self.batch_size = batch_size
@@ -297,6 +318,9 @@ class SkeletonDataModule(L.LightningDataModule):
         self._store: SkeletonStore | None = None
         self.train_indices: np.ndarray | None = None
         self.test_indices: np.ndarray | None = None
+        #: the long-tailed training set (its ``counts`` define the many / medium / few-shot classes) after
+        #: :meth:`setup` with ``long_tail_imbalance``
+        self.long_tail: LongTailSplit | None = None
         self.train_seed: int | None = None
 
     # --- where the store is -------------------------------------------------------------------------------------
@@ -372,24 +396,42 @@ class SkeletonDataModule(L.LightningDataModule):
             return
         split = self._split_name()
         store = self.store
+        labels = np.asarray(store.labels)
         train = store.split_indices(split, "train")
         self.test_indices = store.split_indices(split, "test")
-        self.train_indices = labelled_subset(np.asarray(store.labels), train, self.label_fraction, self.label_seed)
-        if self.label_fraction < 1:
-            self._save_subset(split)
+        if self.long_tail_imbalance is None:
+            self.train_indices = labelled_subset(labels, train, self.label_fraction, self.label_seed)
+            if self.label_fraction < 1:
+                settings = {"label_fraction": self.label_fraction, "label_seed": self.label_seed}
+                self._save_subset(split, "label_subset.json", settings)
+            return
+        from ..downstream.longtail import long_tail_split  # here: ssl_skel.downstream imports this module
 
-    def _save_subset(self, split: str) -> None:
+        self.long_tail = long_tail_split(
+            labels, train, self.num_classes, self.long_tail_imbalance, self.long_tail_seed, self.long_tail_max_per_class
+        )
+        self.train_indices = self.long_tail.indices
+        settings = {
+            "long_tail_imbalance": self.long_tail_imbalance,
+            "long_tail_seed": self.long_tail_seed,
+            "long_tail_max_per_class": self.long_tail_max_per_class,
+            "class_counts": self.long_tail.counts.tolist(),
+        }
+        self._save_subset(split, "long_tail_subset.json", settings)
+
+    def _save_subset(self, split: str, default_name: str, settings: dict[str, Any]) -> None:
+        """Write the training subset with ``settings`` (how it was chosen) to ``label_indices_path``, by default
+        ``default_name`` in the trainer's log directory (nothing is written without either)."""
         path = self.label_indices_path
         if path is None:
             log_dir = getattr(self.trainer, "log_dir", None) if self.trainer is not None else None
             if log_dir is None:
                 return
-            path = str(Path(log_dir) / "label_subset.json")
+            path = str(Path(log_dir) / default_name)
         record = {
             "store": str(self.store_path),
             "split": split,
-            "label_fraction": self.label_fraction,
-            "label_seed": self.label_seed,
+            **settings,
             "indices": self.train_indices.tolist(),
             "names": [str(n) for n in self.store.names[self.train_indices]],
         }
@@ -450,10 +492,15 @@ class SkeletonDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.train_seed = state_dict.get("train_seed")
 
+    def eval_dataloader(self, indices: np.ndarray) -> DataLoader:
+        """The store samples ``indices`` in that order, centre sampling, no augmentation (any split, e.g. a
+        protocol's own sample lists)."""
+        return self._loader(self._dataset(indices, False), self.eval_batch_size, False)
+
     def val_dataloader(self) -> DataLoader:
         """The split's test part, centre sampling."""
         self.setup()
-        return self._loader(self._dataset(self.test_indices, False), self.eval_batch_size, False)
+        return self.eval_dataloader(self.test_indices)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
@@ -461,7 +508,7 @@ class SkeletonDataModule(L.LightningDataModule):
     def train_eval_dataloader(self) -> DataLoader:
         """The (labelled) training set in order with centre sampling and no augmentation, e.g. for kNN banks."""
         self.setup()
-        return self._loader(self._dataset(self.train_indices, False), self.eval_batch_size, False)
+        return self.eval_dataloader(self.train_indices)
 
 
 def trainer_stream(trainer: L.Trainer | None, x: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,11 @@ Any pretraining checkpoint works: a Lightning checkpoint of a :class:`~ssl_skel.
 tensors and plain containers only: a file holding other objects (a pickle that would run code when loaded) is
 refused before anything in it runs. Keys must match the configured backbone exactly; a mismatch names the file
 and lists the missing, unexpected and mis-shaped keys.
+
+A pretraining checkpoint also records the skeleton layout it was pretrained on (the method's ``layout``
+hyper-parameter, :func:`pretraining_layout`): evaluating it on data of another layout (transfer needs the same
+layout) is refused by :func:`check_transfer_layout`, also for a backbone whose weight shapes do not depend on the
+number of joints.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from torch import nn
 
 from ..checkpoint_io import CheckpointError, load_checkpoint_file
 
-__all__ = ["CheckpointError", "load_pretrained_backbone", "read_backbone_state"]
+__all__ = [
+    "CheckpointError",
+    "check_transfer_layout",
+    "load_pretrained_backbone",
+    "pretraining_layout",
+    "read_backbone_state",
+]
 
 PREFIX = "backbone."
 MAX_LISTED = 20
@@ -30,6 +41,17 @@ def _listing(title: str, items: list[str]) -> str:
     return f"  {title} ({len(items)}):\n{shown}{more}"
 
 
+def _read_state(path: Path) -> tuple[Mapping, Mapping]:
+    """``(checkpoint, state_dict)`` of the checkpoint file ``path`` (see :func:`read_backbone_state`)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
+    checkpoint = load_checkpoint_file(path)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: not a checkpoint with a state_dict (found {type(checkpoint).__name__})")
+    return checkpoint, state
+
+
 def read_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The backbone's tensors of checkpoint ``path``, keys without the ``backbone.`` prefix, on the CPU.
 
@@ -39,12 +61,7 @@ def read_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
             ``backbone.*`` keys.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
-    checkpoint = load_checkpoint_file(path)
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: not a checkpoint with a state_dict (found {type(checkpoint).__name__})")
+    _, state = _read_state(path)
     backbone = {k[len(PREFIX) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(PREFIX)}
     if not backbone:
         prefixes = sorted({str(k).split(".")[0] for k in state})
@@ -80,3 +97,30 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> None:
             "backbone, width and layout the checkpoint was pretrained with?)\n" + "\n".join(parts)
         )
     backbone.load_state_dict(state, strict=True)
+
+
+def pretraining_layout(path: str | Path) -> str | None:
+    """The skeleton layout checkpoint ``path`` was pretrained on (its ``layout`` hyper-parameter, which every
+    pretraining method records); ``None`` when it records none (e.g. a downstream module's checkpoint).
+
+    Raises:
+        FileNotFoundError, CheckpointError: as :func:`read_backbone_state`.
+    """
+    checkpoint, _ = _read_state(Path(path))
+    layout = (checkpoint.get("hyper_parameters") or {}).get("layout")
+    return str(layout) if layout is not None else None
+
+
+def check_transfer_layout(path: str | Path, layout: str, data: str) -> None:
+    """Refuse to evaluate checkpoint ``path`` on ``data`` (a description, e.g. the store) of skeleton ``layout``
+    when it was pretrained on another layout (:func:`pretraining_layout`; nothing is checked when none is recorded).
+
+    Raises:
+        CheckpointError: the layouts differ (the message names both and the checkpoint).
+    """
+    pretrained = pretraining_layout(path)
+    if pretrained is not None and pretrained != layout:
+        raise CheckpointError(
+            f"{path}: pretrained on skeleton layout {pretrained}, but {data} has layout {layout}; transfer to "
+            f"another data set needs the same layout (e.g. NTU-120 -> PKU-MMD, both ntu25)"
+        )

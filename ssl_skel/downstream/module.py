@@ -9,7 +9,7 @@
 Validation (the data module's evaluation split) logs ``val/top1``, ``val/top5`` (5+ classes), ``val/mean_class_acc``
 in percent after every validated epoch, and the best of them as ``val/top1_best_epoch_extra`` (selection on the
 evaluation split: an extra, never the result). :meth:`test` after training gives the result, the LAST epoch's
-``test/*`` metrics, and keeps the test set's pooled features, labels and predictions in :attr:`test_result`.
+``test/*`` metrics, and keeps the test set's pooled features, logits, labels and predictions in :attr:`test_result`.
 """
 
 from __future__ import annotations
@@ -61,11 +61,12 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
 @dataclass
 class TestResult:
     """What a test pass saw: ``metrics`` (percent), ``confusion (C, C)`` (rows: true class), and per test sample
-    the pooled ``features (N, D)``, ``labels (N,)`` and ``predictions (N,)`` (on the CPU)."""
+    the pooled ``features (N, D)``, ``logits (N, C)``, ``labels (N,)`` and ``predictions (N,)`` (on the CPU)."""
 
     metrics: dict[str, float]
     confusion: torch.Tensor
     features: torch.Tensor
+    logits: torch.Tensor
     labels: torch.Tensor
     predictions: torch.Tensor
 
@@ -127,7 +128,7 @@ class DownstreamModule(L.LightningModule):
         self.best_val_top1: float | None = None
         self.best_val_epoch: int | None = None
         self.test_result: TestResult | None = None
-        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # features, logits, labels
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "augment"])
 
     # --- modes and inputs -----------------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ class DownstreamModule(L.LightningModule):
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
         self.log("test/loss", self._loss(logits, labels), batch_size=labels.shape[0])
-        self._test_outputs.append((features.detach().float().cpu(), labels.cpu(), logits.argmax(1).cpu()))
+        self._test_outputs.append((features.detach().float().cpu(), logits.detach().float().cpu(), labels.cpu()))
 
     def on_test_epoch_end(self) -> None:
         values = {k: 100.0 * float(v) for k, v in self.test_metrics.compute().items()}
@@ -216,6 +217,6 @@ class DownstreamModule(L.LightningModule):
         self.test_metrics.reset()
         self.test_confusion.reset()
         self.log_dict(values)
-        features, labels, predictions = (torch.cat(parts) for parts in zip(*self._test_outputs, strict=True))
+        features, logits, labels = (torch.cat(parts) for parts in zip(*self._test_outputs, strict=True))
         self._test_outputs = []
-        self.test_result = TestResult(values, confusion, features, labels, predictions)
+        self.test_result = TestResult(values, confusion, features, logits, labels, logits.argmax(1))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..metrics.knn import knn_predict
+from .errors import EvaluationError
 
 __all__ = [
     "ONE_SHOT_CLASSES",
@@ -64,8 +65,9 @@ def one_shot_split(names: Sequence[str] | np.ndarray, labels: np.ndarray) -> One
     Samples with a label outside ``[0, 120)`` (unknown, -1) belong to no part.
 
     Raises:
-        ValueError: ``names`` and ``labels`` differ in length, or an exemplar is missing, repeated, or labelled
-            with another class (the message lists every such exemplar).
+        ValueError: ``names`` and ``labels`` differ in length.
+        EvaluationError: an exemplar is missing, repeated, or labelled with another class (the message lists every
+            such exemplar): the sample list is not the full NTU RGB+D 120 set.
     """
     names = np.asarray(names).astype(str)
     labels = np.asarray(labels, dtype=np.int64)
@@ -84,7 +86,7 @@ def one_shot_split(names: Sequence[str] | np.ndarray, labels: np.ndarray) -> One
         else:
             exemplars.append(hits[0])
     if problems:
-        raise ValueError(
+        raise EvaluationError(
             f"one-shot protocol: {len(problems)} of the 20 exemplars are not usable in this sample list (it needs "
             f"the full NTU RGB+D 120 set): {', '.join(problems)}"
         )

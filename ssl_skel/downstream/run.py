@@ -1,4 +1,4 @@
-"""The downstream commands ``ssl-skel linear | knn | finetune | semi`` and their Python entry points.
+"""The downstream commands ``ssl-skel linear | knn | finetune | semi | oneshot`` and their Python entry points.
 
 Each builds a :class:`~ssl_skel.downstream.DownstreamModule` (backbone from the config, weights from
 ``--model.pretrained CKPT`` or random) and a :class:`~ssl_skel.data.SkeletonDataModule` with a LightningCLI
@@ -8,7 +8,9 @@ leaves in its run directory ``trainer.default_root_dir`` (``runs/<command>`` whe
 - ``config.yaml`` (the resolved config, also logged to the experiment trackers) and ``metrics.json`` (the final
   metrics, what the entry point returns), and prints them as a table;
 - ``media/confusion_matrix.png`` and ``media/embedding_pca.png`` of the test split (also logged to W&B);
-- ``checkpoints/last.ckpt`` (linear, finetune, semi), ``label_subset.json`` (semi), ``wandb/``.
+- ``checkpoints/last.ckpt``, ``test_logits.pt`` and ``train_logits.pt`` (linear, finetune, semi: the inputs of
+  ``ssl-skel ensemble``, :func:`save_logits`), ``label_subset.json`` (semi) or ``long_tail_subset.json``
+  (long-tailed), ``wandb/``.
 
 Protocols:
 
@@ -22,29 +24,58 @@ Protocols:
 - ``semi``: ``finetune`` on a class-balanced labelled subset for every fraction of ``label_fractions`` and every
   seed of ``seeds`` (the seed draws the subset and seeds the run); each run gets its own directory
   ``<root>/<fraction>pct_seed<seed>``, and the root gets the mean and standard deviation over the seeds.
+- long-tailed (``linear`` or ``finetune`` with ``data.long_tail_imbalance``, :mod:`.longtail`): trained on the BRL
+  long-tailed subset of the training split; the test metrics add ``test/{many,medium,few}_shot_acc`` (the classes
+  with > 100, 20..100, < 20 kept training samples; a bucket without a tested class is left out) to ``test/top1``
+  and ``test/mean_class_acc``.
+- ``oneshot``: the NTU-120 one-shot protocol (:mod:`.oneshot`) over the whole store (its split columns play no
+  part): every evaluation sample gets the class of the exemplar with the most cosine-similar pooled features;
+  ``oneshot/top1``. A store that is not the full NTU RGB+D 120 set is an :class:`~.errors.EvaluationError`.
+
+Transfer: ``--model.pretrained`` takes a checkpoint pretrained on any data set of the same skeleton layout; a
+configured backbone of another layout than the store's is an :class:`~.errors.EvaluationError`, a checkpoint
+pretrained on another layout a :class:`~.checkpoint.CheckpointError` (:func:`~.checkpoint.check_transfer_layout`).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
+import numpy as np
+import torch
 from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from ..callbacks.knn_monitor import extract_features
 from ..data.datamodule import SkeletonDataModule
 from ..lightning_cli import WANDB_LOGGER, RunDirCLI, explicit_arguments, log_config
 from ..metrics.knn import knn_predict
+from ..metrics.longtail import SHOT_BUCKETS, LongTailAccuracy
 from ..tracking import finish_wandb
-from .features import feature_loaders, split_features
-from .module import DownstreamModule
+from .checkpoint import check_transfer_layout
+from .errors import EvaluationError
+from .features import Split, feature_loaders, split_features
+from .module import DownstreamModule, TestResult
+from .oneshot import one_shot_predict, one_shot_split
 from .report import format_table, save_media, write_metrics
 
-__all__ = ["COMMANDS", "EvalCLI", "run_finetune", "run_knn", "run_linear", "run_semi"]
+__all__ = [
+    "COMMANDS",
+    "EvalCLI",
+    "run_finetune",
+    "run_knn",
+    "run_linear",
+    "run_oneshot",
+    "run_semi",
+    "save_logits",
+]
 
 Metrics = dict[str, float]
 Outcome = tuple[Metrics, str]
@@ -57,9 +88,13 @@ DESCRIPTIONS = {
     "accuracy.",
     "semi": "Fine-tune on class-balanced labelled subsets (label_fractions) for several seeds; reports the mean "
     "and standard deviation over the seeds.",
+    "oneshot": "NTU-120 one-shot accuracy of a (pretrained or random) backbone: each evaluation sample gets the class "
+    "of the most cosine-similar of the 20 exemplars (the whole store; its split columns play no part).",
 }
 COMMANDS = tuple(DESCRIPTIONS)
-PROTOCOL_OF = {"linear": "linear", "knn": "linear", "finetune": "finetune", "semi": "finetune"}
+PROTOCOL_OF = {"linear": "linear", "knn": "linear", "finetune": "finetune", "semi": "finetune", "oneshot": "linear"}
+#: the commands that train a head, with the ``model.protocol`` of :data:`PROTOCOL_OF`.
+TRAINING = ("linear", "finetune", "semi")
 
 
 class EvalCLI(RunDirCLI):
@@ -101,6 +136,8 @@ class EvalCLI(RunDirCLI):
             parser.add_argument("--ks", type=list[int], default=[1, 10, 20], help="neighbour counts")
             parser.add_argument("--temperature", type=float, default=0.07, help="vote weight exp(sim / temperature)")
             parser.add_argument("--chunk_size", type=int, default=1024, help="test samples per similarity block")
+        elif self.command == "oneshot":
+            parser.add_argument("--chunk_size", type=int, default=1024, help="evaluation samples per similarity block")
         elif self.command == "semi":
             parser.add_argument(
                 "--label_fractions", type=list[float], default=[0.01, 0.1], help="labelled fractions of the train set"
@@ -111,12 +148,34 @@ class EvalCLI(RunDirCLI):
         super().before_instantiate_classes()
         config = self.config
         protocol = PROTOCOL_OF[self.command]
-        if self.command != "knn" and config.model.protocol != protocol:
+        if self.command in TRAINING and config.model.protocol != protocol:
             self.parser.error(f"ssl-skel {self.command} trains model.protocol {protocol}, not {config.model.protocol}")
         if self.command == "linear" and config.data.random_crop:
             self.parser.error("the linear probe trains on un-augmented clips: set data.random_crop to false")
-        if config.data.label_fraction < 1 and config.data.label_indices_path is None:
-            config.data.label_indices_path = str(Path(config.trainer.default_root_dir) / "label_subset.json")
+        long_tail = config.data.long_tail_imbalance is not None
+        if long_tail and self.command not in ("linear", "finetune"):
+            self.parser.error(
+                f"data.long_tail_imbalance is the long-tailed protocol of ssl-skel linear and finetune, not of "
+                f"ssl-skel {self.command}"
+            )
+        if long_tail and config.data.label_fraction < 1:
+            self.parser.error("data.long_tail_imbalance replaces the training set: leave data.label_fraction at 1")
+        if (long_tail or config.data.label_fraction < 1) and config.data.label_indices_path is None:
+            name = "long_tail_subset.json" if long_tail else "label_subset.json"
+            config.data.label_indices_path = str(Path(config.trainer.default_root_dir) / name)
+
+    def instantiate_classes(self) -> None:
+        """Instantiate the classes, then refuse a backbone or checkpoint of another layout than the store's."""
+        super().instantiate_classes()
+        layout, store = self.datamodule.layout, f"the store {self.datamodule.store_path}"
+        configured = self.config.model.backbone.init_args.get("layout")
+        if configured is not None and configured != layout:
+            raise EvaluationError(
+                f"model.backbone is configured for skeleton layout {configured}, but {store} has layout {layout}: "
+                f"set model.backbone.init_args.layout (a pretrained checkpoint must be of that layout too)"
+            )
+        if self.config.model.pretrained is not None:
+            check_transfer_layout(self.config.model.pretrained, layout, store)
 
 
 def _percent(fraction: float) -> str:
@@ -134,6 +193,13 @@ def _start(cli: EvalCLI) -> Path:
 
 def _pretrained(cli: EvalCLI) -> tuple[str, str]:
     return "pretrained", str(cli.config.model.pretrained or "none (random initialisation)")
+
+
+def _log_metrics(trainer: L.Trainer, metrics: Metrics) -> None:
+    """Log the metrics of a run without training to the trainer's loggers."""
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=0)
+        logger.save()
 
 
 def _finish(cli: EvalCLI, run_dir: Path, metrics: Metrics) -> Outcome:
@@ -160,16 +226,57 @@ def _classify(cli: EvalCLI) -> Outcome:
             trainer.fit(module, train_dataloaders=train_features, val_dataloaders=test_features)
             results = trainer.test(module, dataloaders=test_features)
         else:
+            train = None
             trainer.fit(module, datamodule=datamodule)
             results = trainer.test(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in results[0].items()}
+    result = module.test_result
+    if datamodule.long_tail is not None:
+        metrics.update(_shot_accuracies(result, datamodule.long_tail.counts))
     if module.best_val_top1 is not None:
         metrics["val/top1_best_epoch_extra"] = module.best_val_top1
         metrics["val/best_epoch_extra"] = float(module.best_val_epoch)
-    result = module.test_result
     title = f"{cli.command} {run_dir.name}"
     save_media(run_dir, title, result.confusion, result.features, result.labels, trainer)
+    save_logits(module, datamodule, run_dir, train)
     return _finish(cli, run_dir, metrics)
+
+
+def _shot_accuracies(result: TestResult, train_counts: np.ndarray) -> Metrics:
+    """``test/{many,medium,few}_shot_acc`` (percent) of the test predictions by the classes' ``(C,)`` training
+    counts; a bucket without a class that has test samples is left out."""
+    metric = LongTailAccuracy(train_counts)
+    metric.update(result.predictions, result.labels)
+    values = metric.compute()
+    shots = {f"test/{name}_shot_acc": 100.0 * float(values[f"{name}_shot"]) for name in SHOT_BUCKETS}
+    return {key: value for key, value in shots.items() if not math.isnan(value)}
+
+
+@torch.no_grad()
+def save_logits(
+    module: DownstreamModule, datamodule: SkeletonDataModule, run_dir: Path, train: Split | None = None
+) -> None:
+    """Write ``test_logits.pt`` (the last test pass's logits) and ``train_logits.pt`` (the final model in eval mode on
+    the un-augmented training set), each ``{"logits": (N, C) float32, "labels": (N,), "indices": (N,)}`` (store
+    indices, in the split's order) on the CPU, to ``run_dir``: what ``ssl-skel ensemble`` combines.
+
+    ``train``: the training set's pooled features and labels when already computed (the cached linear probe's);
+    computed here otherwise.
+    """
+    if train is None:
+        train = extract_features(module, datamodule.train_eval_dataloader(), transform=datamodule.apply_stream)
+    was_training = module.head.training
+    module.head.eval()
+    train_logits = module.head(train[0].to(module.device)).float().cpu()
+    module.head.train(was_training)
+    result = module.test_result
+    parts = {
+        "test": (result.logits, result.labels, datamodule.test_indices),
+        "train": (train_logits, train[1].cpu(), datamodule.train_indices),
+    }
+    for part, (logits, labels, indices) in parts.items():
+        record = {"logits": logits, "labels": labels, "indices": torch.as_tensor(indices, dtype=torch.long)}
+        torch.save(record, run_dir / f"{part}_logits.pt")
 
 
 def _knn(cli: EvalCLI) -> Outcome:
@@ -206,12 +313,34 @@ def _knn_processes(cli: EvalCLI) -> Outcome:
     if not trainer.is_global_zero:
         return metrics, ""
     run_dir = _start(cli)
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=0)
-        logger.save()
+    _log_metrics(trainer, metrics)
     confusion = multiclass_confusion_matrix(predictions[ks[0]], test_labels, datamodule.num_classes)
     title = f"knn {run_dir.name} (k={ks[0]})"
     save_media(run_dir, title, confusion, test_features, test_labels, trainer)
+    return _finish(cli, run_dir, metrics)
+
+
+def _oneshot(cli: EvalCLI) -> Outcome:
+    """NTU-120 one-shot top-1 over the whole store (one process)."""
+    module, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
+    store = datamodule.store
+    try:
+        split = one_shot_split(store.names, store.labels)
+    except EvaluationError as err:
+        raise EvaluationError(f"{datamodule.store_path}: {err}") from None
+    module.to(trainer.strategy.root_device)
+    exemplars, classes = extract_features(module, datamodule.eval_dataloader(split.exemplars), datamodule.apply_stream)
+    queries, labels = extract_features(module, datamodule.eval_dataloader(split.evaluation), datamodule.apply_stream)
+    queries, labels = queries.cpu(), labels.cpu()
+    predictions = one_shot_predict(exemplars.cpu(), classes.cpu(), queries, cli.config.chunk_size)
+    metrics = {"oneshot/top1": 100.0 * float((predictions == labels).float().mean())}
+    run_dir = _start(cli)
+    _log_metrics(trainer, metrics)
+    order = torch.as_tensor(split.classes)  # confusion over the 20 evaluation classes, in class order
+    confusion = multiclass_confusion_matrix(
+        torch.searchsorted(order, predictions), torch.searchsorted(order, labels), len(order)
+    )
+    save_media(run_dir, f"oneshot {run_dir.name}", confusion, queries, labels, trainer)
     return _finish(cli, run_dir, metrics)
 
 
@@ -241,6 +370,11 @@ def run_finetune(argv: list[str]) -> Metrics:
 def run_knn(argv: list[str]) -> Metrics:
     """``ssl-skel knn ARGS``: kNN evaluation; returns ``{"knn/top1_k{k}": percent}``."""
     return _run("knn", argv, _knn)
+
+
+def run_oneshot(argv: list[str]) -> Metrics:
+    """``ssl-skel oneshot ARGS``: NTU-120 one-shot evaluation; returns ``{"oneshot/top1": percent}``."""
+    return _run("oneshot", argv, _oneshot)
 
 
 def run_semi(argv: list[str]) -> Metrics:

@@ -10,11 +10,13 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "eval"
 CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
 
 
-def tiny_config(tmp_path: Path, command: str, store: Path, wandb: bool = False, **top_level) -> Path:
-    """``configs/eval/<command>/synthetic.yaml`` on ``store`` with an ST-GCN of width 4, T = 16, batches of 8 only,
+def tiny_config(
+    tmp_path: Path, command: str, store: Path, wandb: bool = False, dataset: str = "synthetic", **top_level
+) -> Path:
+    """``configs/eval/<command>/<dataset>.yaml`` on ``store`` with an ST-GCN of width 4, T = 16, batches of 8 only,
     two epochs, a CSV logger unless ``wandb``; ``top_level`` replaces top-level keys (``trainer``... are updated).
     Returns the path of the written config; the run directory is ``tmp_path / "run"``."""
-    config = yaml.safe_load((CONFIGS / command / "synthetic.yaml").read_text())
+    config = yaml.safe_load((CONFIGS / command / f"{dataset}.yaml").read_text())
     run = tmp_path / "run"
     trainer = config["trainer"]
     trainer.update(default_root_dir=str(run), enable_progress_bar=False, enable_model_summary=False)
@@ -24,7 +26,7 @@ def tiny_config(tmp_path: Path, command: str, store: Path, wandb: bool = False, 
         trainer["logger"] = {"class_path": CSV_LOGGER, "init_args": {"save_dir": str(run)}}
     config["model"]["backbone"]["init_args"]["width"] = 4
     data = config["data"]
-    data.pop("dataset")
+    data.pop("dataset", None)
     data.update(root=str(store), num_frames=16, batch_size=8, eval_batch_size=8, drop_last=True, num_workers=0)
     for key, value in top_level.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
