@@ -40,7 +40,12 @@ if TYPE_CHECKING:
     from ..downstream.longtail import LongTailSplit
 
 __all__ = [
-    "EpochSampler", "SkeletonDataModule", "SkeletonDataset", "default_cache_dir", "labelled_subset", "trainer_stream",
+    "EpochSampler",
+    "SkeletonDataModule",
+    "SkeletonDataset",
+    "default_cache_dir",
+    "labelled_subset",
+    "trainer_stream",
 ]
 
 BAD_SAMPLE_POLICIES = ("skip", "raise")

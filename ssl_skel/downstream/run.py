@@ -129,7 +129,9 @@ class EvalCLI(RunDirCLI):
         parser.set_defaults({"model.protocol": PROTOCOL_OF[self.command]})
         if self.command == "linear":
             parser.add_argument(
-                "--cache_features", type=bool, default=True,
+                "--cache_features",
+                type=bool,
+                default=True,
                 help="train the head on pooled features computed once (same result as end to end, much faster)",
             )
         elif self.command == "knn":
@@ -306,7 +308,12 @@ def _knn_processes(cli: EvalCLI) -> Outcome:
     (train_features, train_labels), (test_features, test_labels) = split_features(module, datamodule)
     ks = list(cli.config.ks)
     predictions = knn_predict(
-        train_features, train_labels, test_features, ks, datamodule.num_classes, cli.config.temperature,
+        train_features,
+        train_labels,
+        test_features,
+        ks,
+        datamodule.num_classes,
+        cli.config.temperature,
         cli.config.chunk_size,
     )
     metrics = {f"knn/top1_k{k}": 100.0 * float((predictions[k] == test_labels).float().mean()) for k in ks}
@@ -392,8 +399,14 @@ def run_semi(argv: list[str]) -> Metrics:
         runs = []
         for seed in seeds:
             overrides = [
-                "--seed_everything", str(seed), "--data.label_fraction", str(fraction), "--data.label_seed", str(seed),
-                "--trainer.default_root_dir", str(root / f"{_percent(fraction)}_seed{seed}"),
+                "--seed_everything",
+                str(seed),
+                "--data.label_fraction",
+                str(fraction),
+                "--data.label_seed",
+                str(seed),
+                "--trainer.default_root_dir",
+                str(root / f"{_percent(fraction)}_seed{seed}"),
             ]
             runs.append(_run("semi", [*argv, *overrides], _classify))
         for key in (k for k in runs[0] if k.startswith("test/")):
