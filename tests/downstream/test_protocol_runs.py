@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from downstream_configs import tiny_config
 
 from ssl_skel.backbones import STGCN
@@ -22,6 +23,18 @@ from ssl_skel.downstream.longtail import long_tail_split
 from ssl_skel.downstream.oneshot import ONE_SHOT_CLASSES, exemplar_name, one_shot_accuracy, one_shot_split
 from ssl_skel.metrics.longtail import long_tail_accuracies
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _resolve(command: str, configs: list[Path], capsys) -> dict:
+    args = [command]
+    for config in configs:
+        args += ["-c", str(config)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--print_config"])
+    assert exit_info.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
 
 def _top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * float((logits.argmax(1) == labels).double().mean())
@@ -34,6 +47,17 @@ LONG_TAIL = {"long_tail_imbalance": 2.0, "long_tail_seed": 3, "long_tail_max_per
 def _expected_long_tail(store_path: Path):
     store = SkeletonStore(store_path)
     return store, long_tail_split(store.labels, store.split_indices("xsub", "train"), store.num_classes, 2.0, 3, 2)
+
+
+@pytest.mark.parametrize("dataset", ["ntu60_xsub", "ntu120_xsub"])
+@pytest.mark.parametrize("command", ["linear", "finetune"])
+def test_long_tail_configs_compose_with_the_protocol_configs(command, dataset, capsys):
+    configs = [CONFIGS / "eval" / command / f"{dataset}.yaml", CONFIGS / "eval" / "longtail" / f"{dataset}.yaml"]
+    resolved = _resolve(command, configs, capsys)
+    data = resolved["data"]
+    assert (data["long_tail_imbalance"], data["long_tail_seed"], data["long_tail_max_per_class"]) == (10, 0, 600)
+    assert (data["split"], data["label_fraction"], resolved["model"]["protocol"]) == ("xsub", 1.0, command)
+    assert resolved["trainer"]["default_root_dir"] == f"runs/longtail/{dataset}"
 
 
 def test_long_tail_linear_trains_on_the_subset_and_reports_shot_accuracies(tiny_store, tmp_path, capsys):
@@ -230,6 +254,18 @@ def _ntu120_store(path: Path, drop: tuple[str, ...] = ()) -> Path:
             data = (pose + 0.5 * rng.normal(size=(3, 24, 25, 2))).astype(np.float32)
             writer.append(SkeletonSample(name, data, label=label, meta={"subject": int(name[9:12])}))
         return writer.finish({"xsub": np.ones(len(names) - len(drop), np.int8)})
+
+
+def test_oneshot_config_reads_the_data_as_its_pretraining(capsys):
+    resolved = _resolve("oneshot", [CONFIGS / "eval" / "oneshot" / "ntu120.yaml"], capsys)
+    pretrain = yaml.safe_load((CONFIGS / "pretrain" / "hiclr" / "ntu120_xsub.yaml").read_text())
+    for key in ("num_frames", "normalization"):
+        assert resolved["data"][key] == pretrain["data"][key], key
+    assert resolved["data"]["split"] is None  # the protocol uses the whole store
+    backbone = pretrain["model"]["init_args"]["backbone"]
+    assert resolved["model"]["backbone"]["class_path"] == backbone["class_path"]
+    assert resolved["model"]["backbone"]["init_args"].items() >= backbone["init_args"].items()
+    assert resolved["trainer"]["default_root_dir"] == "runs/oneshot/ntu120"
 
 
 def test_oneshot_cli_gives_the_accuracy_by_hand(tmp_path, pretrained_ckpt, capsys):
