@@ -122,5 +122,5 @@ def check_transfer_layout(path: str | Path, layout: str, data: str) -> None:
     if pretrained is not None and pretrained != layout:
         raise CheckpointError(
             f"{path}: pretrained on skeleton layout {pretrained}, but {data} has layout {layout}; transfer to "
-            f"another data set needs the same layout (e.g. NTU-120 -> PKU-MMD, both ntu25)"
+            "another data set needs the same layout (e.g. NTU-120 -> PKU-MMD, both ntu25)"
         )

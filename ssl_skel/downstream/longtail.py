@@ -7,6 +7,10 @@ training indices in ascending order are shuffled by one ``numpy.random.default_r
 default), drawn class after class in class order, and the first ``n_c`` are kept. The result is therefore a pure
 function of the training indices, their labels, IF and the seed: the same on every machine and run, and
 independent of the order in which the indices are given.
+
+``SkeletonDataModule(long_tail_imbalance=IF, ...)`` trains on this subset; ``ssl-skel linear | finetune`` with
+``data.long_tail_imbalance`` (``configs/eval/longtail/``) also report the many / medium / few-shot accuracies
+(:mod:`ssl_skel.metrics.longtail`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@
 - Prediction: the class of the exemplar with the highest cosine similarity of pooled features.
 
 The protocol uses the whole data set: the xsub / xset split columns of a store play no part in it.
+``ssl-skel oneshot -c configs/eval/oneshot/ntu120.yaml --model.pretrained CKPT --data.root STORE`` runs it
+(:mod:`ssl_skel.downstream.run`).
 """
 
 from __future__ import annotations

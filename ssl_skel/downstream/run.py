@@ -157,7 +157,7 @@ class EvalCLI(RunDirCLI):
         long_tail = config.data.long_tail_imbalance is not None
         if long_tail and self.command not in ("linear", "finetune"):
             self.parser.error(
-                f"data.long_tail_imbalance is the long-tailed protocol of ssl-skel linear and finetune, not of "
+                "data.long_tail_imbalance is the long-tailed protocol of ssl-skel linear and finetune, not of "
                 f"ssl-skel {self.command}"
             )
         if long_tail and config.data.label_fraction < 1:
@@ -174,7 +174,7 @@ class EvalCLI(RunDirCLI):
         if configured is not None and configured != layout:
             raise EvaluationError(
                 f"model.backbone is configured for skeleton layout {configured}, but {store} has layout {layout}: "
-                f"set model.backbone.init_args.layout (a pretrained checkpoint must be of that layout too)"
+                "set model.backbone.init_args.layout (a pretrained checkpoint must be of that layout too)"
             )
         if self.config.model.pretrained is not None:
             check_transfer_layout(self.config.model.pretrained, layout, store)
