@@ -263,8 +263,12 @@ def save_logits(
     indices, in the split's order) on the CPU, to ``run_dir``: what ``ssl-skel ensemble`` combines.
 
     ``train``: the training set's pooled features and labels when already computed (the cached linear probe's);
-    computed here otherwise.
+    computed here otherwise. Not written by a run of several processes, each of which tested a share of the test
+    set (a warning says so).
     """
+    if module.trainer.world_size > 1:
+        warnings.warn("test_logits.pt and train_logits.pt are written by single-process runs only", stacklevel=2)
+        return
     if train is None:
         train = extract_features(module, datamodule.train_eval_dataloader(), transform=datamodule.apply_stream)
     was_training = module.head.training
