@@ -29,6 +29,24 @@ def test_info_nce_by_hand() -> None:
     assert info_nce(Q, K, QUEUE, temperature=0.5).item() == pytest.approx((loss0 + loss1) / 2, abs=1e-6)
 
 
+def test_fused_info_nce_matches_the_cross_entropy_of_the_logits() -> None:
+    torch.manual_seed(0)
+    q = F.normalize(torch.randn(7, 5, dtype=torch.double), dim=1).requires_grad_()
+    k = F.normalize(torch.randn(7, 5, dtype=torch.double), dim=1).requires_grad_()
+    queue = F.normalize(torch.randn(11, 5, dtype=torch.double), dim=1)
+    loss = info_nce(q, k, queue, temperature=0.1)
+    grad_q, grad_k = torch.autograd.grad(loss, (q, k))
+    logits = info_nce_logits(q, k, queue, temperature=0.1)
+    ref = F.cross_entropy(logits, torch.zeros(7, dtype=torch.long))
+    ref_q, ref_k = torch.autograd.grad(ref, (q, k))
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(grad_q, ref_q)
+    torch.testing.assert_close(grad_k, ref_k)
+    assert torch.autograd.gradcheck(lambda a, b: info_nce(a, b, queue, 0.1), (q, k))
+    # large logits (temperature 0.01) stay finite: the softmax is shifted by its peak
+    assert torch.isfinite(info_nce(q.detach().float(), k.detach().float(), queue.float(), 0.01))
+
+
 def test_info_nce_default_temperature_and_no_gradient_into_queue() -> None:
     q = Q.clone().requires_grad_()
     queue = QUEUE.clone().requires_grad_()
