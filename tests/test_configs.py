@@ -13,7 +13,12 @@ CONFIGS = sorted(p for p in Path("configs/pretrain").glob("*/*.yaml") if p.stem 
 DATASETS = {"ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku_mmd1_xsub", "nw_ucla", "synthetic"}
 
 
-EXTRA_CONFIGS = {"lac": {"pku_mmd1_untrimmed_xsub"}}
+# the CPU-sized PKU-MMD chain of the segmentation proof (each file states its deviations from the recipe)
+EXTRA_CONFIGS = {
+    "lac": {"pku_mmd1_untrimmed_xsub", "pku_mmd1_xsub_cpu"},
+    "lac_generator": {"pku_mmd1_xsub_cpu"},
+    "hiclr": {"pku_mmd1_xsub_cpu"},
+}
 MASKED = ("skeleton_mae", "mamp")
 
 
@@ -47,13 +52,19 @@ def test_config_resolves(config, capsys):
     resolved = _resolve(config, capsys)
     init = resolved["model"]["init_args"]
     if config.parent.name == "lac_generator":
-        check_lac_generator(resolved, cpu_sized=config.stem in ("nw_ucla", "synthetic"))
+        check_lac_generator(resolved, cpu_sized=config.stem in ("nw_ucla", "synthetic", "pku_mmd1_xsub_cpu"))
         return
     cpu_sized_hiclr = config.parent.name == "hiclr" and config.stem == "nw_ucla"  # momentum 0.99, stated in the file
-    assert init["temperature"] == 0.07 and init["momentum"] == (0.99 if cpu_sized_hiclr else 0.999)
+    cpu_sized = cpu_sized_hiclr or config.stem.endswith("_cpu")  # likewise
+    assert init["temperature"] == 0.07 and init["momentum"] == (0.99 if cpu_sized else 0.999)
     batch = resolved["data"]["batch_size"]
     assert init["queue_size"] % batch == 0, "the queue size must be a multiple of the batch"
-    if config.stem in ("nw_ucla", "synthetic"):
+    if config.stem.endswith("_cpu"):
+        assert resolved["data"]["split"] == "xsub" and init["queue_size"] == 256 and init["embedding_dim"] == 128
+        if config.parent.name == "lac":
+            assert init["frame_queue_size"] == 4096 and resolved["data"]["num_views"] == 1
+            assert init["frame_queue_size"] % (2 * batch * 16) == 0, "a step enqueues 2 x batch x 16 frame keys"
+    elif config.stem in ("nw_ucla", "synthetic"):
         assert resolved["data"]["dataset" if config.stem == "synthetic" else "split"] is not None
     elif config.parent.name == "hiclr":
         recipe = (init["queue_size"], init["mining_epoch"], batch, resolved["trainer"]["max_epochs"])
