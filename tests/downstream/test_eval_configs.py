@@ -99,6 +99,7 @@ def test_eval_config_matches_its_pretraining(command, dataset, method, capsys):
     pretrain = yaml.safe_load((ROOT / "pretrain" / method / f"{dataset}.yaml").read_text())
     for key in DATA_KEYS:
         assert resolved["data"].get(key) == pretrain["data"].get(key), key
+    assert resolved["data"]["stream"] == pretrain["data"].get("stream", "joint")
     backbone = pretrain["model"]["init_args"]["backbone"]
     assert resolved["model"]["backbone"]["class_path"] == backbone["class_path"]
     for key, value in backbone["init_args"].items():
