@@ -14,6 +14,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ..skeleton.features import joints_from_bones
 from ..skeleton.layouts import Layout, get_layout
 
 __all__ = [
@@ -63,6 +64,14 @@ def render_skeletons(
                     ax.set_ylabel(row_titles[r], fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def drawable(x: torch.Tensor, datamodule: Any) -> torch.Tensor:
+    """Batch ``(N, C, T, V, M)`` of the data module's feature stream -> joint positions to draw: bone-stream clips
+    are summed back to joints (the centre joint at the origin); other streams are drawn as they are."""
+    if getattr(datamodule, "stream", "joint") == "bone":
+        return joints_from_bones(x, datamodule.layout)
+    return x
 
 
 def media_dir(trainer: L.Trainer) -> Path:
@@ -219,7 +228,8 @@ class SkeletonViewLogger(L.Callback):
         if not views or datamodule is None:
             return
         n = min(self.num_samples, views[0].shape[0])
-        clips = [[v[i].detach().float().cpu().numpy() for v in views] for i in range(n)]
+        views = [drawable(v[:n].detach().float(), datamodule) for v in views]
+        clips = [[v[i].cpu().numpy() for v in views] for i in range(n)]
         labels = batch["label"][:n].tolist()
         fig = render_skeletons(
             clips, datamodule.layout, [f"label {y}" for y in labels], [f"view {j + 1}" for j in range(len(views))],
@@ -234,8 +244,8 @@ class ReconstructionLogger(L.Callback):
     The first ``num_samples`` samples of the first training batch's view are kept; at the end of epoch 0, of every
     ``every_n_epochs``-th epoch and of the last one, the module's ``reconstruct(x, generator)`` (eval mode, no
     gradient, masks drawn from a generator seeded with ``seed``, so every rendering uses the same masks and the
-    training randomness is untouched) gives named clips, drawn side by side to
-    ``<log dir>/media/reconstruction_epoch{E}.png`` and logged as ``media/reconstruction``.
+    training randomness is untouched) gives named clips, drawn side by side (bone-stream clips summed back to joints,
+    :func:`drawable`) to ``<log dir>/media/reconstruction_epoch{E}.png`` and logged as ``media/reconstruction``.
 
     Args:
         num_samples: samples (rows) drawn.
@@ -282,6 +292,7 @@ class ReconstructionLogger(L.Callback):
         finally:
             pl_module.train(was_training)
         names = list(clips)
-        rows = [[clips[k][i].float().cpu().numpy() for k in names] for i in range(x.shape[0])]
+        drawn = {k: drawable(clips[k].float(), trainer.datamodule) for k in names}
+        rows = [[drawn[k][i].cpu().numpy() for k in names] for i in range(x.shape[0])]
         fig = render_skeletons(rows, trainer.datamodule.layout, [f"label {y}" for y in labels], names, self.frames)
         save_figure(trainer, fig, f"reconstruction_epoch{trainer.current_epoch}", "media/reconstruction", self.media)

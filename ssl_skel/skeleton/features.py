@@ -11,7 +11,7 @@ import torch
 
 from .layouts import Layout, get_layout
 
-__all__ = ["STREAMS", "bone", "motion", "to_stream"]
+__all__ = ["STREAMS", "bone", "joints_from_bones", "motion", "to_stream"]
 
 STREAMS = ("joint", "bone", "motion", "bone_motion")
 
@@ -22,6 +22,26 @@ def bone(x: torch.Tensor, layout: str | Layout) -> torch.Tensor:
     if x.shape[3] != parents.numel():
         raise ValueError(f"expected {parents.numel()} joints on dim 3 of (N, C, T, V, M), got shape {tuple(x.shape)}")
     return x - x.index_select(3, parents)
+
+
+def joints_from_bones(b: torch.Tensor, layout: str | Layout) -> torch.Tensor:
+    """Inverse of :func:`bone` up to the root's position: every joint is the sum of the bones on its path from the
+    centre joint, which is put at the origin. ``(N, C, T, V, M)`` -> same shape."""
+    parents = get_layout(layout).parents
+    v = len(parents)
+    if b.shape[3] != v:
+        raise ValueError(f"expected {v} joints on dim 3 of (N, C, T, V, M), got shape {tuple(b.shape)}")
+    # path[j, u] = 1 when u lies on the path from the root to j (j included): one matrix power per tree level
+    step = torch.zeros(v, v, dtype=b.dtype, device=b.device)
+    step[torch.arange(v), torch.as_tensor(parents)] = 1.0
+    path = torch.eye(v, dtype=b.dtype, device=b.device)
+    reach = torch.eye(v, dtype=b.dtype, device=b.device)
+    for _ in range(v - 1):
+        reach = reach @ step
+        path = path + reach
+    root = get_layout(layout).center
+    path[:, root] = 0.0  # the root's bone is zero by definition; the root itself sits at the origin
+    return torch.einsum("ju,nctum->nctjm", path.clamp(max=1.0), b)
 
 
 def motion(x: torch.Tensor) -> torch.Tensor:

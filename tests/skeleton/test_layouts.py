@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssl_skel.skeleton import Layout, bone, get_layout, layout_names, motion, spatial_adjacency, to_stream
+from ssl_skel.skeleton import (
+    Layout,
+    bone,
+    get_layout,
+    joints_from_bones,
+    layout_names,
+    motion,
+    spatial_adjacency,
+    to_stream,
+)
 from ssl_skel.skeleton.graph import binary_adjacency
 
 LAYOUTS = ["ntu25", "nw_ucla20", "coco17", "openpose18"]
@@ -114,3 +123,13 @@ def test_streams(name):
         to_stream(x, "velocity", name)
     with pytest.raises(ValueError, match="joints"):
         bone(x[:, :, :, :-1], name)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_joints_from_bones_inverts_bone_up_to_the_root(name):
+    layout = get_layout(name)
+    x = torch.randn(2, 3, 7, layout.num_joints, 2, dtype=torch.float64)
+    centred = x - x[:, :, :, layout.center : layout.center + 1]
+    assert torch.allclose(joints_from_bones(bone(x, name), name), centred)
+    with pytest.raises(ValueError, match="joints"):
+        joints_from_bones(x[:, :, :, :-1], name)
