@@ -69,7 +69,7 @@ def _check_masked_recipe(command: str, method: str, resolved: dict) -> None:
         assert model["scheduler"]["init_args"]["max_epochs"] == trainer["max_epochs"] == 100
     else:
         assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["lr"] == 0.1
-        assert model["scheduler"]["init_args"]["T_max"] == trainer["max_epochs"] == 110
+        assert model["scheduler"]["init_args"]["max_epochs"] == trainer["max_epochs"] == 110
         assert resolved["data"]["batch_size"] == 128
 
 
