@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
+
+from ssl_skel.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "eval"
 CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
@@ -37,3 +40,14 @@ def tiny_config(
     path = tmp_path / f"{command}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def resolve_config(command: str, configs: list[Path], capsys) -> dict:
+    """``ssl-skel <command> -c CONFIG ... --print_config``, checked to exit with 0; returns the resolved config."""
+    args = [command]
+    for config in configs:
+        args += ["-c", str(config)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--print_config"])
+    assert exit_info.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)

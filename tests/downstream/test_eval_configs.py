@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from ssl_skel.cli import main
+from downstream_configs import resolve_config
 
 ROOT = Path(__file__).resolve().parents[2] / "configs"
 COMMANDS = ("linear", "knn", "finetune", "semi")
 DATASETS = ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku_mmd1_xsub", "nw_ucla", "synthetic")
 DATA_KEYS = ("dataset", "split", "num_frames", "normalization")
-
-
-def _resolve(command: str, configs: list[Path], capsys) -> dict:
-    args = [command]
-    for config in configs:
-        args += ["-c", str(config)]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--print_config"])
-    assert exit_info.value.code == 0
-    return yaml.safe_load(capsys.readouterr().out)
 
 
 def test_every_protocol_has_every_dataset():
@@ -91,7 +80,7 @@ def test_eval_config_matches_its_pretraining(command, dataset, method, capsys):
     if method in MASKED:
         recipe = "mamp/linear" if command == "linear" else f"{method}/finetune"
         configs.append(ROOT / "eval" / f"{recipe}.yaml")
-    resolved = _resolve(command, configs, capsys)
+    resolved = resolve_config(command, configs, capsys)
     if method in MASKED:
         _check_masked_recipe(command, method, resolved)
     else:
@@ -109,7 +98,7 @@ def test_eval_config_matches_its_pretraining(command, dataset, method, capsys):
 
 def test_halp_stgcn_overlay_matches_its_pretraining(capsys):
     overlays = [ROOT / "eval/halp/ntu60_xsub.yaml", ROOT / "eval/halp/stgcn16_ntu25.yaml"]
-    resolved = _resolve("linear", [ROOT / "eval/linear/ntu60_xsub.yaml", *overlays], capsys)
+    resolved = resolve_config("linear", [ROOT / "eval/linear/ntu60_xsub.yaml", *overlays], capsys)
     pretrain = yaml.safe_load((ROOT / "pretrain/halp/stgcn16_ntu25.yaml").read_text())["model"]["init_args"]
     assert resolved["model"]["backbone"]["class_path"] == pretrain["backbone"]["class_path"]
     assert resolved["model"]["backbone"]["init_args"]["width"] == 16

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from downstream_configs import tiny_config
+from downstream_configs import resolve_config, tiny_config
 
 from ssl_skel.backbones import STGCN
 from ssl_skel.cli import main
@@ -24,16 +24,6 @@ from ssl_skel.downstream.oneshot import ONE_SHOT_CLASSES, exemplar_name, one_sho
 from ssl_skel.metrics.longtail import long_tail_accuracies
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-def _resolve(command: str, configs: list[Path], capsys) -> dict:
-    args = [command]
-    for config in configs:
-        args += ["-c", str(config)]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--print_config"])
-    assert exit_info.value.code == 0
-    return yaml.safe_load(capsys.readouterr().out)
 
 
 def _top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -53,7 +43,7 @@ def _expected_long_tail(store_path: Path):
 @pytest.mark.parametrize("command", ["linear", "finetune"])
 def test_long_tail_configs_compose_with_the_protocol_configs(command, dataset, capsys):
     configs = [CONFIGS / "eval" / command / f"{dataset}.yaml", CONFIGS / "eval" / "longtail" / f"{dataset}.yaml"]
-    resolved = _resolve(command, configs, capsys)
+    resolved = resolve_config(command, configs, capsys)
     data = resolved["data"]
     assert (data["long_tail_imbalance"], data["long_tail_seed"], data["long_tail_max_per_class"]) == (10, 0, 600)
     assert (data["split"], data["label_fraction"], resolved["model"]["protocol"]) == ("xsub", 1.0, command)
@@ -257,7 +247,7 @@ def _ntu120_store(path: Path, drop: tuple[str, ...] = ()) -> Path:
 
 
 def test_oneshot_config_reads_the_data_as_its_pretraining(capsys):
-    resolved = _resolve("oneshot", [CONFIGS / "eval" / "oneshot" / "ntu120.yaml"], capsys)
+    resolved = resolve_config("oneshot", [CONFIGS / "eval" / "oneshot" / "ntu120.yaml"], capsys)
     pretrain = yaml.safe_load((CONFIGS / "pretrain" / "hiclr" / "ntu120_xsub.yaml").read_text())
     for key in ("num_frames", "normalization"):
         assert resolved["data"][key] == pretrain["data"][key], key
