@@ -29,11 +29,15 @@ class MomentumContrast(PretrainMethod):
         momentum: EMA momentum of the key encoder.
         momentum_cosine: raise the momentum to 1 over training with a cosine schedule.
         temperature: InfoNCE temperature.
-        key_batch_norm: statistics the key encoder's BatchNorm layers use in training. ``"batch"``: those of the
-            key batch (the references on one device). ``"running"``: the running statistics copied from the query
-            encoder. In the logits ``[q.k, q.queue]`` the positive is the only key computed in the current batch, so
-            batch statistics can mark it and the loss falls without learning instance features (the shortcut that
-            MoCo's shuffled BatchNorm breaks on several devices); running statistics remove that signal.
+        key_batch_norm: statistics the encoders' BatchNorm layers use in training. ``"batch"``: query and key
+            batch each normalised over the whole batch (the references on one device). ``"running"``: the key
+            encoder uses the running statistics copied from the query encoder. ``"shuffled"``: MoCo's shuffling
+            BatchNorm on one device: queries are normalised over ``batch_norm_groups`` consecutive groups of the
+            batch and keys over the same number of groups of a random permutation of it, so that a query and its
+            key rarely share statistics. In the logits ``[q.k, q.queue]`` the keys of the current batch are the
+            only ones computed with the current batch's statistics; with ``"batch"`` the loss can fall to about
+            ln(batch size) by telling those keys from the queue's without telling them apart.
+        batch_norm_groups: number of groups of ``"shuffled"`` (the batch must hold at least that many samples).
         kwargs: ``optimizer``, ``scheduler`` and ``online_probe`` of :class:`~ssl_skel.methods.base.PretrainMethod`.
     """
 
@@ -46,12 +50,15 @@ class MomentumContrast(PretrainMethod):
         momentum: float = 0.999,
         momentum_cosine: bool = False,
         temperature: float = 0.07,
-        key_batch_norm: Literal["batch", "running"] = "batch",
+        key_batch_norm: Literal["batch", "running", "shuffled"] = "batch",
+        batch_norm_groups: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, **kwargs)
-        if key_batch_norm not in ("batch", "running"):
-            raise ValueError(f"key_batch_norm must be 'batch' or 'running', got {key_batch_norm!r}")
+        if key_batch_norm not in ("batch", "running", "shuffled"):
+            raise ValueError(f"key_batch_norm must be 'batch', 'running' or 'shuffled', got {key_batch_norm!r}")
+        if batch_norm_groups < 1:
+            raise ValueError(f"batch_norm_groups must be >= 1, got {batch_norm_groups}")
         self.head = ProjectionHead(self.feature_dim, hidden_dim or self.feature_dim, embedding_dim)
         self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
@@ -60,23 +67,40 @@ class MomentumContrast(PretrainMethod):
         self.momentum_cosine = momentum_cosine
         self.temperature = temperature
         self.key_batch_norm = key_batch_norm
+        self.batch_norm_groups = batch_norm_groups
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         batch_size = getattr(datamodule, "batch_size", None)
         if batch_size is not None:
             self.queue.check_divisible(batch_size * self.trainer.world_size)
+            if self.key_batch_norm == "shuffled" and batch_size < self.batch_norm_groups:
+                raise ValueError(
+                    f"key_batch_norm 'shuffled' splits every batch into {self.batch_norm_groups} groups, but the "
+                    f"batch size is {batch_size}"
+                )
+
+    def _grouped(self, encoder: nn.Module, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+        """``encoder`` on ``batch_norm_groups`` chunks of ``x[order]`` (BatchNorm statistics per chunk) in training
+        with ``key_batch_norm="shuffled"``, otherwise on the whole batch; rows in ``x``'s order."""
+        if not (self.training and self.key_batch_norm == "shuffled") or self.batch_norm_groups == 1:
+            return encoder(x)
+        if order is None:
+            return torch.cat([encoder(chunk) for chunk in x.chunk(self.batch_norm_groups)])
+        out = torch.cat([encoder(chunk) for chunk in x[order].chunk(self.batch_norm_groups)])
+        return out[torch.argsort(order)]
 
     def query(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, C, T, V, M)`` -> (L2-normalised embedding (N, E), backbone features (N, D))."""
-        features = self.backbone(x)
+        features = self._grouped(self.backbone, x)
         return F.normalize(self.head(features), dim=1), features
 
     @torch.no_grad()
     def key(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised key embedding ``(N, E)`` from the momentum encoder (no gradient)."""
-        self.key_backbone.train(self.training and self.key_batch_norm == "batch")
-        return F.normalize(self.key_head(self.key_backbone(x)), dim=1)
+        self.key_backbone.train(self.training and self.key_batch_norm != "running")
+        order = torch.randperm(len(x), device=x.device) if self.key_batch_norm == "shuffled" else None
+        return F.normalize(self.key_head(self._grouped(self.key_backbone, x, order)), dim=1)
 
     @torch.no_grad()
     def update_key_encoder(self) -> float:

@@ -113,6 +113,9 @@ class LAC(MomentumContrast):
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, **kwargs)
+        if self.key_batch_norm != "batch":
+            raise ValueError(f"LAC normalises its key batch with batch statistics only (key_batch_norm 'batch'), got "
+                             f"{self.key_batch_norm!r}")
         if frame_feature_dim(backbone) != self.feature_dim:
             raise TypeError(f"LAC pools its per-frame features into the sequence feature; {type(backbone).__name__}'s "
                             f"per-frame features ({frame_feature_dim(backbone)}-d) are not its pooled ones "

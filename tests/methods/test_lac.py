@@ -65,6 +65,8 @@ def test_load_generator_checks_the_checkpoint(generator_ckpt, tmp_path):
         load_generator(tmp_path / "bad.ckpt")
     with pytest.raises(ValueError, match="layout ntu25, not nw_ucla20"):
         _lac(generator_ckpt, layout="nw_ucla20")
+    with pytest.raises(ValueError, match="key_batch_norm 'batch'"):
+        _lac(generator_ckpt, key_batch_norm="shuffled")
 
 
 def test_frame_positives_are_the_same_frame(generator_ckpt):

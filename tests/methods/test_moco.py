@@ -161,3 +161,34 @@ def test_key_batch_norm_mode_decides_whether_a_key_depends_on_its_batch(mode: st
         assert not torch.allclose(alone, together)
     with pytest.raises(ValueError, match="key_batch_norm"):
         MomentumContrast(STGCN("ntu25", 3, width=4), queue_size=8, key_batch_norm="shuffle")
+
+
+def test_shuffled_batch_norm_normalises_queries_and_keys_over_different_groups() -> None:
+    from ssl_skel.backbones import STGCN
+    from ssl_skel.methods.contrastive import MomentumContrast
+
+    torch.manual_seed(0)
+    model = MomentumContrast(
+        STGCN("ntu25", 3, width=4, dropout=0.0), queue_size=8, key_batch_norm="shuffled", batch_norm_groups=2
+    ).train()
+    x = torch.randn(6, 3, 8, 25, 1)
+    # queries: consecutive groups of three, each normalised alone
+    q, _ = model.query(x)
+    torch.manual_seed(1)
+    order = torch.randperm(6)
+    torch.manual_seed(1)
+    k = model.key(x)
+    assert model.key_backbone.training
+    model.batch_norm_groups = 1
+    torch.testing.assert_close(q, torch.cat([model.query(x[:3])[0], model.query(x[3:])[0]]))
+    # keys: the groups of a random permutation, returned in the input's order
+    first, second = order[:3], order[3:]
+    expected = torch.empty_like(k)
+    expected[first] = model.key(x[first])
+    expected[second] = model.key(x[second])
+    torch.testing.assert_close(k, expected)
+    assert not torch.allclose(k, model.key(x))  # whole-batch statistics differ
+    model.eval()
+    torch.testing.assert_close(model.key(x[:2]), model.key(x)[:2])  # no groups outside training
+    with pytest.raises(ValueError, match="batch_norm_groups"):
+        MomentumContrast(STGCN("ntu25", 3, width=4), queue_size=8, batch_norm_groups=0)
