@@ -92,6 +92,8 @@ def test_eval_config_matches_its_pretraining(command, dataset, method, capsys):
     backbone = pretrain["model"]["init_args"]["backbone"]
     assert resolved["model"]["backbone"]["class_path"] == backbone["class_path"]
     for key, value in backbone["init_args"].items():
+        if key == "dropout":  # a training regulariser, not the architecture: each protocol keeps its recipe's
+            continue
         assert resolved["model"]["backbone"]["init_args"][key] == value, key
     assert resolved["trainer"]["default_root_dir"] == f"runs/{command}/{dataset}"
 
