@@ -80,15 +80,15 @@ class MomentumContrast(PretrainMethod):
                     f"batch size is {batch_size}"
                 )
 
-    def _grouped(self, encoder: nn.Module, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
-        """``encoder`` on ``batch_norm_groups`` chunks of ``x[order]`` (BatchNorm statistics per chunk) in training
-        with ``key_batch_norm="shuffled"``, otherwise on the whole batch; rows in ``x``'s order."""
+    def _grouped(self, encoder: nn.Module, x: torch.Tensor, shuffle: bool = False) -> torch.Tensor:
+        """``encoder`` on ``batch_norm_groups`` chunks of ``x`` (BatchNorm statistics per chunk; with ``shuffle``,
+        chunks of a random permutation of it) in training with ``key_batch_norm="shuffled"``, otherwise on the
+        whole batch; rows in ``x``'s order."""
         if not (self.training and self.key_batch_norm == "shuffled") or self.batch_norm_groups == 1:
             return encoder(x)
-        if order is None:
-            return torch.cat([encoder(chunk) for chunk in x.chunk(self.batch_norm_groups)])
-        out = torch.cat([encoder(chunk) for chunk in x[order].chunk(self.batch_norm_groups)])
-        return out[torch.argsort(order)]
+        order = torch.randperm(len(x), device=x.device) if shuffle else None
+        out = torch.cat([encoder(chunk) for chunk in (x if order is None else x[order]).chunk(self.batch_norm_groups)])
+        return out if order is None else out[torch.argsort(order)]
 
     def query(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, C, T, V, M)`` -> (L2-normalised embedding (N, E), backbone features (N, D))."""
@@ -99,8 +99,7 @@ class MomentumContrast(PretrainMethod):
     def key(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised key embedding ``(N, E)`` from the momentum encoder (no gradient)."""
         self.key_backbone.train(self.training and self.key_batch_norm != "running")
-        order = torch.randperm(len(x), device=x.device) if self.key_batch_norm == "shuffled" else None
-        return F.normalize(self.key_head(self._grouped(self.key_backbone, x, order)), dim=1)
+        return F.normalize(self.key_head(self._grouped(self.key_backbone, x, shuffle=True)), dim=1)
 
     @torch.no_grad()
     def update_key_encoder(self) -> float:

@@ -188,7 +188,12 @@ def test_shuffled_batch_norm_normalises_queries_and_keys_over_different_groups()
     expected[second] = model.key(x[second])
     torch.testing.assert_close(k, expected)
     assert not torch.allclose(k, model.key(x))  # whole-batch statistics differ
+    # outside training: running statistics, no groups and no permutation drawn
+    model.batch_norm_groups = 2
     model.eval()
-    torch.testing.assert_close(model.key(x[:2]), model.key(x)[:2])  # no groups outside training
+    state = torch.get_rng_state()
+    keys = model.key(x)
+    assert torch.equal(torch.get_rng_state(), state) and not model.key_backbone.training
+    torch.testing.assert_close(model.key(x[:2]), keys[:2])
     with pytest.raises(ValueError, match="batch_norm_groups"):
         MomentumContrast(STGCN("ntu25", 3, width=4), queue_size=8, batch_norm_groups=0)
