@@ -65,16 +65,27 @@ def scratch(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch
 
 
 def presence(x: torch.Tensor) -> torch.Tensor:
-    """``(N, T, M)`` bool: person ``m`` of sample ``n`` has a non-zero channel at some joint in frame ``t``.
+    """``(N, T, M)`` bool: person ``m`` of sample ``n`` has a non-zero channel at some joint in frame ``t``."""
+    return _occupancy(x)[0]
 
-    The absolute values are summed over the joints of each person by one matrix product (a reduction over the
-    strided joint axis is several times slower) and then over the channels."""
+
+def _occupancy(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """:func:`presence` of ``x`` and whether every person is present in every frame.
+
+    A person whose first channel is non-zero at the first joint is present; when that holds for every person in
+    every frame (no padding, nobody absent) the rest of the batch is not read. Otherwise the absolute values are
+    summed over the joints of each person by one matrix product (a reduction over the strided joint axis is several
+    times slower) and then over the channels. NaN counts as non-zero."""
     n, c, t, v, m = x.shape
+    source = x.detach()
+    if v > 0 and c > 0 and bool(source[:, 0, :, 0, :].ne(0).all()):
+        return torch.ones(n, t, m, dtype=torch.bool, device=x.device), True
     dtype = param_dtype(x.dtype)
-    source = x.detach().to(dtype)
+    source = source.to(dtype)
     magnitude = torch.abs(source, out=scratch("presence", x.shape, dtype, x.device))
     sums = torch.mm(_person_selector(v, m, dtype, x.device), magnitude.view(n * c * t, v * m).t())
-    return sums.view(m, n, c, t).sum(dim=2).permute(1, 2, 0) > 0
+    present = sums.view(m, n, c, t).sum(dim=2).permute(1, 2, 0) != 0
+    return present, False
 
 
 @functools.lru_cache(maxsize=16)
@@ -119,18 +130,30 @@ class Frames:
     ) -> None:
         self._present, self._source, self._compute = present, source, compute
         self._lengths, self._full = lengths, full
+        self._repeats: tuple[Frames, int] | None = None  # (base, k): this is base repeated k times
 
     @property
     def present(self) -> torch.Tensor:
         """``(N, T, M)`` bool occupancy."""
         if self._present is None:
-            self._present = self._compute() if self._compute is not None else presence(self._source)
+            if self._compute is not None:
+                self._present = self._compute()
+            else:
+                self._present, full = _occupancy(self._source)
+                if full:
+                    self._full = True
+                    if self._lengths is None:
+                        self._lengths = torch.full((self._present.shape[0],), self._present.shape[1],
+                                                   dtype=torch.int64, device=self._present.device)
             self._source, self._compute = None, None
         return self._present
 
     @property
     def lengths(self) -> torch.Tensor:
         """``(N,)`` int64 valid lengths."""
+        if self._lengths is None and self._repeats is not None:
+            base, k = self._repeats
+            self._lengths = torch.cat([base.lengths] * k)
         if self._lengths is None:
             occupied = self.present.any(dim=2)
             self._lengths = (occupied * cached_arange(occupied.shape[1], occupied.device, 1)).amax(dim=1)
@@ -140,7 +163,7 @@ class Frames:
     def full(self) -> bool:
         """Every person is present in every frame (no padding, nobody absent)."""
         if self._full is None:
-            self._full = bool(self.present.all())
+            self._full = self._repeats[0].full if self._repeats is not None else bool(self.present.all())
         return self._full
 
     def select(self, index: torch.Tensor) -> Frames:
@@ -161,7 +184,9 @@ class Frames:
         if k == 1:
             return self
         lengths = None if self._lengths is None else torch.cat([self._lengths] * k)
-        return Frames.deferred(lambda: torch.cat([self.present] * k), lengths, self._full)
+        repeated = Frames.deferred(lambda: torch.cat([self.present] * k), lengths, self._full)
+        repeated._repeats = (self, k)  # lengths and fullness are derived from this batch's when first needed
+        return repeated
 
     def merge(self, index: torch.Tensor, part: Frames) -> Frames:
         """This occupancy with the samples ``index`` replaced by ``part``."""

@@ -11,6 +11,7 @@ from augment_batches import assert_fused_equals_steps, make_batch
 from ssl_skel.augment import (
     AxisMask,
     BodyPartMask,
+    Frames,
     GaussianBlur,
     GaussianNoise,
     JointCorruption,
@@ -24,6 +25,7 @@ from ssl_skel.augment import (
     TemporalCropResize,
     TemporalShiftCrop,
     TimeFlip,
+    presence,
     rotation_matrices,
     valid_lengths,
 )
@@ -254,3 +256,26 @@ def test_fused_linear_chain_equals_step_by_step_application() -> None:
     x = make_batch(n=12, dtype=torch.float64)
     chain = [Shear(0.5), RandomApply(Mirror("ntu25"), 0.5), MainAxisRotate(), RandomApply(AxisMask(), 0.5), Scale()]
     assert_fused_equals_steps(chain, x)
+
+
+def _reference_presence(x: torch.Tensor) -> torch.Tensor:
+    return (x != 0).any(dim=3).any(dim=1)
+
+
+def test_presence_of_full_batches_and_of_batches_with_gaps() -> None:
+    x = torch.randn(6, 3, 20, 25, 2, generator=torch.Generator().manual_seed(0))
+    full = Frames(source=x)
+    assert full.present.all() and full.full and torch.equal(full.lengths, torch.full((6,), 20))
+    gaps = x.clone()
+    gaps[0, :, 15:] = 0  # padding
+    gaps[1, :, :, :, 1] = 0  # an absent second person
+    gaps[2, 0, 4, 0, 0] = 0  # x of the first joint zero, the person still present
+    gaps[3, :, 7, :, 0] = 0
+    gaps[3, 1, 7, 9, 0] = -2.0  # one non-zero value keeps the person present
+    gaps[4, :, 3:5] = 0  # a gap inside the clip
+    for batch in (gaps, gaps.to(torch.float16)):
+        present = presence(batch)
+        assert torch.equal(present, _reference_presence(batch))
+        frames = Frames(source=batch)
+        assert not frames.full
+        assert torch.equal(frames.lengths, torch.tensor([15, 20, 20, 20, 20, 20]))
