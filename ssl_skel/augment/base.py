@@ -183,8 +183,7 @@ class Frames:
         """The occupancy of the batch repeated ``k`` times along the samples."""
         if k == 1:
             return self
-        lengths = None if self._lengths is None else torch.cat([self._lengths] * k)
-        repeated = Frames.deferred(lambda: torch.cat([self.present] * k), lengths, self._full)
+        repeated = Frames.deferred(lambda: torch.cat([self.present] * k))
         repeated._repeats = (self, k)  # lengths and fullness are derived from this batch's when first needed
         return repeated
 

@@ -279,3 +279,7 @@ def test_presence_of_full_batches_and_of_batches_with_gaps() -> None:
         frames = Frames(source=batch)
         assert not frames.full
         assert torch.equal(frames.lengths, torch.tensor([15, 20, 20, 20, 20, 20]))
+        repeated = Frames(source=batch).repeat(3)
+        assert not repeated.full and torch.equal(repeated.lengths, frames.lengths.repeat(3))
+        assert torch.equal(repeated.present, present.repeat(3, 1, 1))
+    assert Frames(source=x).repeat(2).full
